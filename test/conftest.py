@@ -1,0 +1,34 @@
+"""Fixtures shared by the whole suite."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# CI and developers have the project's shared material beside the checkout; a user's clone does not.
+SHARED = REPO.parent / "shared"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent: reference material lives in ../shared beside the checkout "
+                    "(developers and CI have it; it may not be redistributed with the package)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return _require(SHARED)
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """../shared/reference/ckd: checkpoint, inputs and outputs of the reference CKD implementation."""
+    return _require(SHARED / "reference" / "ckd")
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """../shared/data: a real RGB-thermal video and published raw results (read only, never committed)."""
+    return _require(SHARED / "data")
