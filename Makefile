@@ -59,7 +59,7 @@ interfaces:
 	mkdir -p build
 	if ! $(RUN_ENV) $(PY) -c 'import vision_msgs.msg' 2>/dev/null; then \
 		echo "== no vision_msgs here: building the 4.x subset in tools/vision_msgs_fallback (venv only)"; \
-		cmake -S tools/vision_msgs_fallback -B build/vision_msgs $(CMAKE_ARGS) > build/vision_msgs.log 2>&1 \
+		$(CMAKE_ENV) cmake -S tools/vision_msgs_fallback -B build/vision_msgs $(CMAKE_ARGS) > build/vision_msgs.log 2>&1 \
 			&& $(CMAKE_ENV) cmake --build build/vision_msgs --target install -j2 >> build/vision_msgs.log 2>&1 \
 			|| { tail -40 build/vision_msgs.log; exit 1; }; fi
 	$(CMAKE_ENV) cmake -S . -B build/interfaces $(CMAKE_ARGS) -DCKD_INSTALL_PYTHON=OFF > build/interfaces.log 2>&1 \
