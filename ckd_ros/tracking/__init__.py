@@ -1,0 +1,17 @@
+"""CKD tracking runtime: crops, decoding, thermal gain, registration, status; no ROS."""
+from .geometry import CropGeometry, clip_box, crop_geometry, hann2d, map_box_back, sample_target
+from .registration import Registration, RegistrationConfig, RegistrationError, load_homography
+from .results import read_boxes, write_boxes, write_times
+from .status import StatusConfig, StatusFilter, TrackStatus
+from .thermal import ThermalGain, ThermalGainConfig, to_uint8_thermal
+from .tracker import CKDTracker, LostSearchConfig, StepTiming, TrackerConfig, TrackResult
+from .validation import TrackerInputError, TrackerNotInitializedError
+
+__all__ = [
+    "CKDTracker", "TrackerConfig", "TrackResult", "TrackStatus", "StepTiming", "LostSearchConfig",
+    "StatusConfig", "StatusFilter", "ThermalGain", "ThermalGainConfig", "to_uint8_thermal",
+    "Registration", "RegistrationConfig", "RegistrationError", "load_homography",
+    "TrackerInputError", "TrackerNotInitializedError",
+    "CropGeometry", "crop_geometry", "sample_target", "hann2d", "map_box_back", "clip_box",
+    "read_boxes", "write_boxes", "write_times",
+]

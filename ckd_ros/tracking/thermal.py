@@ -1,0 +1,146 @@
+"""Thermal gain control: raw 16-bit counts or float temperatures -> the 8-bit 3-channel image CKD expects.
+
+The CKD weights were trained on 8-bit, 3-channel thermal JPGs. Radiometric cameras deliver 16-bit counts
+(or temperatures) whose useful band is a small part of the full range, so a plain 16->8 bit shift makes
+most scenes nearly uniform. The mapping is therefore explicit and configurable:
+
+* ``percentile`` (default): clip at the ``low``/``high`` percentiles of the frame, then scale linearly;
+  robust to a few hot or dead pixels.
+* ``minmax``: the frame's minimum and maximum (sensitive to outliers, flickers with them).
+* ``fixed``: a fixed input window ``[window_min, window_max]`` (counts or degrees), identical for every
+  frame, so brightness means the same temperature all the time.
+
+8-bit input is passed through unchanged (a single channel is replicated to 3, as the reference reader does
+with a grey JPG). ``smoothing`` (0 = off) low-passes the percentile/min-max limits over frames to avoid
+brightness flicker when hot objects enter the view.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+GainMode = Literal["percentile", "minmax", "fixed"]
+
+
+@dataclass
+class ThermalGainConfig:
+    mode: GainMode = "percentile"
+    low_percentile: float = 1.0
+    high_percentile: float = 99.0
+    window_min: float | None = None      # fixed mode: input value mapped to 0
+    window_max: float | None = None      # fixed mode: input value mapped to 255
+    smoothing: float = 0.0               # weight of the previous limits, 0 <= s < 1
+    sample_stride: int = 2               # percentiles/min-max of float frames from every n-th pixel per axis
+
+    def validate(self) -> None:
+        if self.mode not in ("percentile", "minmax", "fixed"):
+            raise ValueError(f"thermal gain mode must be percentile, minmax or fixed, not {self.mode!r}")
+        if not 0.0 <= self.low_percentile < self.high_percentile <= 100.0:
+            raise ValueError("thermal gain percentiles need 0 <= low < high <= 100, got "
+                             f"{self.low_percentile}, {self.high_percentile}")
+        if self.mode == "fixed":
+            if self.window_min is None or self.window_max is None:
+                raise ValueError("fixed thermal gain needs window_min and window_max")
+            if not float(self.window_max) > float(self.window_min):
+                raise ValueError(f"fixed thermal window needs window_max > window_min, got "
+                                 f"[{self.window_min}, {self.window_max}]")
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError(f"thermal gain smoothing must be in [0, 1), got {self.smoothing}")
+        if self.sample_stride < 1:
+            raise ValueError(f"thermal gain sample_stride must be >= 1, got {self.sample_stride}")
+
+
+class ThermalGain:
+    """Stateful (only through ``smoothing``) converter to uint8 HxWx3."""
+
+    def __init__(self, config: ThermalGainConfig | None = None) -> None:
+        self.config = config or ThermalGainConfig()
+        self.config.validate()
+        self._limits: tuple[float, float] | None = None
+
+    def reset(self) -> None:
+        self._limits = None
+
+    @property
+    def last_limits(self) -> tuple[float, float] | None:
+        """Input values mapped to 0 and 255 in the last converted 16-bit/float frame."""
+        return self._limits
+
+    def __call__(self, thermal: np.ndarray) -> np.ndarray:
+        image = _single_channel(thermal)
+        if image.dtype == np.uint8:
+            if thermal.ndim == 3 and thermal.shape[2] == 3:
+                return thermal
+            return np.repeat(image[:, :, None], 3, axis=2)
+        if image.dtype == np.uint16:
+            lo, hi = self._update(self._limits_uint16(image))
+            lut = _ramp(np.arange(65536, dtype=np.float64), lo, hi)
+            out = lut[image]
+        elif image.dtype in (np.float32, np.float64):
+            lo, hi = self._update(self._limits_float(image))
+            out = _ramp(image, lo, hi)
+        else:
+            raise TypeError(f"thermal image dtype must be uint8, uint16, float32 or float64, not {image.dtype}")
+        return np.repeat(out[:, :, None], 3, axis=2)
+
+    def _update(self, limits: tuple[float, float]) -> tuple[float, float]:
+        s = self.config.smoothing
+        if s > 0 and self._limits is not None:
+            limits = (s * self._limits[0] + (1 - s) * limits[0], s * self._limits[1] + (1 - s) * limits[1])
+        self._limits = limits
+        return limits
+
+    def _limits_uint16(self, image: np.ndarray) -> tuple[float, float]:
+        c = self.config
+        if c.mode == "fixed":
+            return float(c.window_min), float(c.window_max)
+        if c.mode == "minmax":
+            return float(image.min()), float(image.max())
+        # Exact percentiles of the whole frame from a histogram: O(pixels), no sort.
+        cdf = np.cumsum(np.bincount(image.ravel(), minlength=65536))
+        n = cdf[-1]
+        lo = int(np.searchsorted(cdf, c.low_percentile / 100.0 * n, side="left"))
+        hi = int(np.searchsorted(cdf, c.high_percentile / 100.0 * n, side="left"))
+        return float(lo), float(hi)
+
+    def _limits_float(self, image: np.ndarray) -> tuple[float, float]:
+        c = self.config
+        if c.mode == "fixed":
+            return float(c.window_min), float(c.window_max)
+        sample = image[::c.sample_stride, ::c.sample_stride]
+        sample = sample[np.isfinite(sample)]
+        if sample.size == 0:
+            raise ValueError("thermal image has no finite value")
+        if c.mode == "minmax":
+            return float(sample.min()), float(sample.max())
+        lo, hi = np.percentile(sample, [c.low_percentile, c.high_percentile])
+        return float(lo), float(hi)
+
+
+def _single_channel(thermal: np.ndarray) -> np.ndarray:
+    if not isinstance(thermal, np.ndarray):
+        raise TypeError(f"thermal image must be a numpy array, not {type(thermal).__name__}")
+    if thermal.ndim == 2:
+        return thermal
+    if thermal.ndim == 3 and thermal.shape[2] in (1, 3):
+        # 3-channel thermal is grey replicated (or a colour-mapped preview, whose first channel we use
+        # only for 16-bit/float; 8-bit 3-channel passes through untouched).
+        return thermal[:, :, 0]
+    raise ValueError(f"thermal image must be HxW, HxWx1 or HxWx3, got shape {thermal.shape}")
+
+
+def _ramp(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Linear map [lo, hi] -> [0, 255], clipped and rounded; NaN -> 0; a flat frame -> 0."""
+    span = hi - lo
+    scale = 255.0 / span if span > 0 else 0.0
+    out = (values.astype(np.float32) - np.float32(lo)) * np.float32(scale)
+    out = np.nan_to_num(out, nan=0.0, posinf=255.0, neginf=0.0)
+    np.clip(out, 0.0, 255.0, out=out)
+    return np.rint(out).astype(np.uint8)
+
+
+def to_uint8_thermal(thermal: np.ndarray, config: ThermalGainConfig | None = None) -> np.ndarray:
+    """One-shot conversion (no smoothing state)."""
+    return ThermalGain(config)(thermal)
