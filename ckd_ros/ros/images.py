@@ -1,0 +1,126 @@
+"""sensor_msgs/Image <-> numpy without cv_bridge.
+
+cv_bridge is absent from PyPI ROS and breaks with numpy 2 on several distributions; for the encodings this
+node accepts it would add nothing but a copy, so the conversion is done here: a strided numpy view of the
+message buffer, honouring ``step`` (row padding) and ``is_bigendian``.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+# encoding -> (numpy dtype, channels)
+LAYOUTS: dict[str, tuple[np.dtype, int]] = {
+    "rgb8": (np.dtype(np.uint8), 3),
+    "bgr8": (np.dtype(np.uint8), 3),
+    "rgba8": (np.dtype(np.uint8), 4),
+    "bgra8": (np.dtype(np.uint8), 4),
+    "mono8": (np.dtype(np.uint8), 1),
+    "8UC1": (np.dtype(np.uint8), 1),
+    "8UC3": (np.dtype(np.uint8), 3),
+    "mono16": (np.dtype(np.uint16), 1),
+    "16UC1": (np.dtype(np.uint16), 1),
+    "32FC1": (np.dtype(np.float32), 1),
+}
+
+RGB_ENCODINGS: tuple[str, ...] = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+THERMAL_ENCODINGS: tuple[str, ...] = ("mono8", "mono16", "16UC1", "32FC1", "rgb8", "bgr8")
+
+_HOST_BIG_ENDIAN = sys.byteorder == "big"
+
+
+class ImageConversionError(ValueError):
+    """The image message cannot be turned into an array (a malformed message)."""
+
+
+class UnsupportedEncodingError(ImageConversionError):
+    """The encoding is valid ROS but not one this input accepts."""
+
+    def __init__(self, encoding: str, accepted: tuple[str, ...], role: str) -> None:
+        self.encoding = encoding
+        super().__init__(f"{role} image encoding {encoding!r} is not supported "
+                         f"(accepted: {', '.join(accepted)})")
+
+
+def image_to_array(msg: Any, accepted: tuple[str, ...] | None = None, role: str = "image") -> np.ndarray:
+    """View of the pixels of a sensor_msgs/Image as (H, W) or (H, W, C) in native byte order.
+
+    The result shares memory with the message where possible (read-only); callers that modify it copy.
+    """
+    encoding = msg.encoding
+    if accepted is not None and encoding not in accepted:
+        raise UnsupportedEncodingError(encoding, accepted, role)
+    if encoding not in LAYOUTS:
+        raise UnsupportedEncodingError(encoding, tuple(LAYOUTS), role)
+    dtype, channels = LAYOUTS[encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ImageConversionError(f"{role} image has no pixels ({width}x{height})")
+    row_bytes = width * channels * dtype.itemsize
+    if step < row_bytes:
+        raise ImageConversionError(f"{role} image step {step} is smaller than a row of {width} "
+                                   f"{encoding} pixels ({row_bytes} bytes)")
+    buffer = np.frombuffer(msg.data, dtype=np.uint8)
+    if buffer.size < step * height:
+        raise ImageConversionError(f"{role} image data holds {buffer.size} bytes, expected step x height "
+                                   f"= {step} x {height} = {step * height}")
+    rows = buffer[: step * height].reshape(height, step)[:, :row_bytes]
+    if dtype.itemsize > 1:
+        big = bool(msg.is_bigendian)
+        dtype = dtype.newbyteorder(">" if big else "<")
+        if step % dtype.itemsize:
+            # rows would start at unaligned offsets: copy the rows out first
+            rows = np.ascontiguousarray(rows)
+    pixels = rows.view(dtype).reshape(height, width, channels) if channels > 1 else rows.view(dtype)
+    if dtype.byteorder not in ("=", "|") and (dtype.byteorder == ">") != _HOST_BIG_ENDIAN:
+        pixels = pixels.astype(dtype.newbyteorder("="))
+    return pixels
+
+
+def rgb_to_array(msg: Any) -> np.ndarray:
+    """(H, W, 3) uint8 in RGB order from an RGB camera image (rgb8, bgr8, rgba8, bgra8, mono8)."""
+    pixels = image_to_array(msg, RGB_ENCODINGS, "RGB")
+    encoding = msg.encoding
+    if encoding == "rgb8":
+        return pixels
+    if encoding == "bgr8":
+        return pixels[..., ::-1]
+    if encoding == "rgba8":
+        return pixels[..., :3]
+    if encoding == "bgra8":
+        return pixels[..., 2::-1]
+    return np.repeat(pixels[..., None], 3, axis=2)  # mono8
+
+
+def thermal_to_array(msg: Any) -> np.ndarray:
+    """Thermal pixels as the camera sent them: (H, W) uint8 / uint16 / float32, or (H, W, 3) uint8 RGB
+    for colour previews. Mapping to the tracker's 8-bit input is the gain control's job, not this one's."""
+    pixels = image_to_array(msg, THERMAL_ENCODINGS, "thermal")
+    if msg.encoding == "bgr8":
+        return pixels[..., ::-1]
+    return pixels
+
+
+def array_to_image(pixels: np.ndarray, encoding: str, header: Any = None) -> Any:
+    """sensor_msgs/Image holding ``pixels`` (already in the layout of ``encoding``), tightly packed."""
+    from sensor_msgs.msg import Image
+
+    if encoding not in LAYOUTS:
+        raise UnsupportedEncodingError(encoding, tuple(LAYOUTS), "output")
+    dtype, channels = LAYOUTS[encoding]
+    pixels = np.asarray(pixels)
+    expected_ndim = 2 if channels == 1 else 3
+    if pixels.ndim != expected_ndim or (channels > 1 and pixels.shape[2] != channels):
+        raise ImageConversionError(f"array of shape {pixels.shape} does not fit encoding {encoding}")
+    pixels = np.ascontiguousarray(pixels, dtype=dtype.newbyteorder("="))
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = int(_HOST_BIG_ENDIAN and dtype.itemsize > 1)
+    msg.step = int(pixels.shape[1] * channels * dtype.itemsize)
+    msg.data = pixels.tobytes()
+    return msg

@@ -1,0 +1,98 @@
+"""Hand-over of synchronised image pairs from the ROS callbacks to the inference worker.
+
+The synchroniser callback only stores the newest pair in a one-slot mailbox; the worker takes whatever is
+newest when it becomes free. A pair overwritten before the worker took it is dropped (counted), so when
+inference is slower than the cameras the output latency stays about one inference time instead of
+growing with a backlog. A short history of recent pairs lets ``~/initialize`` use the frame a box was
+drawn on.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    rgb: Any                      # sensor_msgs/Image
+    thermal: Any                  # sensor_msgs/Image
+    stamp_ns: int                 # RGB header stamp (node clock domain)
+    received_ns: int              # node clock when the pair was completed
+
+
+class LatestPairMailbox:
+    """One-slot mailbox: ``put`` replaces, ``take`` waits for a pair not yet taken."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pair: ImagePair | None = None
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, pair: ImagePair) -> bool:
+        """Store ``pair``; True when it replaced a pair the worker never saw (counted as dropped)."""
+        with self._cond:
+            replaced = self._pair is not None
+            if replaced:
+                self.dropped += 1
+            self._pair = pair
+            self._cond.notify()
+            return replaced
+
+    def take(self, timeout: float | None = None) -> ImagePair | None:
+        """The newest pair not yet taken, waiting up to ``timeout`` s; None on timeout or when closed."""
+        with self._cond:
+            if self._pair is None and not self._closed:
+                self._cond.wait(timeout)
+            pair, self._pair = self._pair, None
+            return None if self._closed else pair
+
+    def clear(self) -> None:
+        with self._cond:
+            self._pair = None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._pair = None
+            self._cond.notify_all()
+
+    def reopen(self) -> None:
+        with self._cond:
+            self._closed = False
+
+
+class PairHistory:
+    """The last ``size`` synchronised pairs, looked up by RGB stamp."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"history size must be >= 1, got {size}")
+        self._pairs: deque[ImagePair] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, pair: ImagePair) -> None:
+        with self._lock:
+            self._pairs.append(pair)
+
+    def newest(self) -> ImagePair | None:
+        with self._lock:
+            return self._pairs[-1] if self._pairs else None
+
+    def find(self, stamp_ns: int) -> ImagePair | None:
+        with self._lock:
+            for pair in reversed(self._pairs):
+                if pair.stamp_ns == stamp_ns:
+                    return pair
+            return None
+
+    def span(self) -> tuple[int, int] | None:
+        """(oldest, newest) stamps held, for error messages."""
+        with self._lock:
+            return (self._pairs[0].stamp_ns, self._pairs[-1].stamp_ns) if self._pairs else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pairs.clear()

@@ -1,0 +1,271 @@
+"""The node's parameters: one table with type, default, range, description and when a change applies.
+
+Stages say when a value is read, and so when it may change:
+
+* ``startup``: read once when the node is created (read-only).
+* ``configure``: read by the configure transition (model, tracker). Refused while the node is configured
+  (inactive or active): clean the node up (lifecycle ``cleanup``), set it, configure again.
+* ``activate``: read by the activate transition (subscriptions, QoS, synchroniser). Refused while active:
+  deactivate, set, activate.
+* ``live``: applied immediately.
+
+config/tracker.yaml documents every entry of :data:`PARAMETERS` (a test keeps the two equal).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+Validator = Callable[[Any], str | None]  # returns an error message, or None when the value is fine
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    name: str
+    default: Any
+    description: str
+    stage: str                                        # startup | configure | activate | live
+    range: tuple[float, float] | None = None         # inclusive, numbers only
+    choices: tuple[str, ...] | None = None
+    validator: Validator | None = None
+
+    @property
+    def type_name(self) -> str:
+        return type(self.default).__name__ if not isinstance(self.default, list) else "double[]"
+
+
+def _box(value: Any) -> str | None:
+    values = list(value)
+    if not values or all(float(v) == 0.0 for v in values):
+        return None
+    if len(values) != 4:
+        return f"initial_box needs 4 numbers [x, y, width, height] or none, got {len(values)}"
+    return box_error(values)
+
+
+def box_error(box: list[float] | tuple[float, ...]) -> str | None:
+    """Why a box [x, y, w, h] cannot initialise the tracker (before looking at an image), or None."""
+    if not all(math.isfinite(float(v)) for v in box):
+        return f"box {list(box)} has non-finite values"
+    if float(box[2]) < 1.0 or float(box[3]) < 1.0:
+        return f"box {list(box)} needs width and height of at least 1 pixel"
+    return None
+
+
+def box_image_error(box: list[float] | tuple[float, ...], width: int, height: int) -> str | None:
+    """Why a box cannot initialise on a ``width`` x ``height`` RGB image, or None."""
+    error = box_error(box)
+    if error:
+        return error
+    x, y, w, h = (float(v) for v in box)
+    ix0, iy0 = max(x, 0.0), max(y, 0.0)
+    ix1, iy1 = min(x + w, float(width)), min(y + h, float(height))
+    if ix1 - ix0 < 1.0 or iy1 - iy0 < 1.0:
+        return (f"box [x={x:g}, y={y:g}, w={w:g}, h={h:g}] lies outside the {width}x{height} RGB image "
+                "(top-left corner, RGB pixels)")
+    return None
+
+
+def _homography(value: Any) -> str | None:
+    values = list(value)
+    if not values:
+        return None
+    if len(values) != 9:
+        return f"thermal.homography needs 9 numbers (3x3 row-major, thermal -> RGB pixels) or none, got {len(values)}"
+    if not all(math.isfinite(float(v)) for v in values):
+        return "thermal.homography has non-finite entries"
+    a = [float(v) for v in values]
+    det = (a[0] * (a[4] * a[8] - a[5] * a[7]) - a[1] * (a[3] * a[8] - a[5] * a[6])
+           + a[2] * (a[3] * a[7] - a[4] * a[6]))
+    if abs(det) < 1e-12:
+        return "thermal.homography is singular"
+    return None
+
+
+def _device(value: Any) -> str | None:
+    return None if DEVICE_PATTERN.match(str(value)) else (
+        f"device must be auto, cpu, cuda or cuda:N, got {value!r}")
+
+
+def _ce_layers(value: Any) -> str | None:
+    values = list(value)
+    if any(int(v) < 0 for v in values):
+        return "candidate_elimination.layers are 0-based block indices >= 0"
+    if len(set(int(v) for v in values)) != len(values):
+        return "candidate_elimination.layers has duplicates"
+    return None
+
+
+PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("autostart", True, "configure and activate on start (robots without a lifecycle manager)",
+                  "startup"),
+    # model / tracker
+    ParameterSpec("checkpoint", "", "CKD checkpoint (.pth.tar, official layout); empty = the embedded default model",
+                  "configure"),
+    ParameterSpec("device", "auto", "torch device: auto (cuda:0 when available, else cpu), cpu, cuda, cuda:N",
+                  "configure", validator=_device),
+    ParameterSpec("precision", "float32", "network arithmetic: float32, or float16/bfloat16 (autocast, CUDA only)",
+                  "configure", choices=("float32", "float16", "bfloat16")),
+    ParameterSpec("candidate_elimination.mode", "checkpoint",
+                  "MCE candidate elimination: checkpoint (as stored), off, on (layers/keep_ratio below)",
+                  "configure", choices=("checkpoint", "off", "on")),
+    ParameterSpec("candidate_elimination.layers", [0],
+                  "0-based blocks with candidate elimination when mode is on; empty = 1/4, 1/2, 3/4 of the depth",
+                  "configure", validator=_ce_layers),
+    ParameterSpec("candidate_elimination.keep_ratio", 0.7, "share of search tokens kept at each elimination layer",
+                  "configure", range=(0.05, 1.0)),
+    ParameterSpec("status.lost_threshold", 0.25, "TRACKING -> LOST when the windowed peak stays below this",
+                  "configure", range=(0.0, 1.0)),
+    ParameterSpec("status.recover_threshold", 0.35, "LOST -> TRACKING when the peak stays at or above this",
+                  "configure", range=(0.0, 1.0)),
+    ParameterSpec("status.lost_patience", 3, "frames below lost_threshold before LOST", "configure", range=(1, 1000)),
+    ParameterSpec("status.recover_patience", 2, "frames above recover_threshold before TRACKING again",
+                  "configure", range=(1, 1000)),
+    # thermal
+    ParameterSpec("thermal.gain_mode", "percentile",
+                  "16-bit / float thermal -> 8 bit: percentile (clip at percentiles), minmax, fixed (window)",
+                  "configure", choices=("percentile", "minmax", "fixed")),
+    ParameterSpec("thermal.low_percentile", 1.0, "percentile mapped to 0", "configure", range=(0.0, 100.0)),
+    ParameterSpec("thermal.high_percentile", 99.0, "percentile mapped to 255", "configure", range=(0.0, 100.0)),
+    ParameterSpec("thermal.window_min", 0.0, "fixed mode: raw value (counts or degrees) mapped to 0", "configure"),
+    ParameterSpec("thermal.window_max", 0.0, "fixed mode: raw value mapped to 255 (must exceed window_min)",
+                  "configure"),
+    ParameterSpec("thermal.smoothing", 0.0, "weight of the previous frame's gain limits (0 = off)", "configure",
+                  range=(0.0, 0.99)),
+    ParameterSpec("thermal.homography", [0.0],
+                  "3x3 row-major thermal -> RGB pixel homography from calibration; empty = already registered",
+                  "configure", validator=_homography),
+    ParameterSpec("thermal.on_size_mismatch", "error",
+                  "no homography and different image sizes: error (refuse the pair) or resize", "configure",
+                  choices=("error", "resize")),
+    # inputs
+    ParameterSpec("sync.queue_size", 10, "approximate-time synchroniser queue per input (messages)", "activate",
+                  range=(1, 1000)),
+    ParameterSpec("sync.slop", 0.02, "largest RGB / thermal stamp difference paired (seconds, strict)",
+                  "activate", range=(0.0001, 10.0)),
+    ParameterSpec("qos.reliable", False, "subscribe to images reliably instead of best effort (sensor data)",
+                  "activate"),
+    ParameterSpec("qos.depth", 5, "image subscription queue depth", "activate", range=(1, 100)),
+    ParameterSpec("use_camera_info", True, "subscribe to rgb/camera_info for the target bearing", "activate"),
+    ParameterSpec("init_history_size", 60, "recent pairs kept for ~/initialize with a stamp", "activate",
+                  range=(1, 1000)),
+    ParameterSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", "activate",
+                  range=(0.05, 60.0)),
+    ParameterSpec("stale_input_timeout", 1.0, "seconds without a pair before diagnostics warn", "live",
+                  range=(0.01, 3600.0)),
+    # live
+    ParameterSpec("initial_box", [0.0],
+                  "[x, y, width, height] in RGB pixels (top-left): initialise on the next pair; empty or zeros = wait",
+                  "live", validator=_box),
+    ParameterSpec("class_id", "target", "class_id of the published detection hypothesis", "live"),
+    ParameterSpec("debug_image_max_height", 480, "height the side-by-side debug image is scaled down to", "live",
+                  range=(64, 4096)),
+    ParameterSpec("debug_min_step_time", 0.0,
+                  "DEBUG: pad every tracker step to at least this many seconds (simulates a slow device to "
+                  "exercise frame dropping); 0 in real use", "live", range=(0.0, 10.0)),
+)
+
+# Array parameters are declared with a typed placeholder above (ROS needs the type) but default to empty.
+EMPTY_ARRAY_DEFAULTS = {"candidate_elimination.layers", "thermal.homography", "initial_box"}
+
+SPECS: dict[str, ParameterSpec] = {p.name: p for p in PARAMETERS}
+
+
+def initial_box_value(value: Any) -> list[float] | None:
+    """The box an ``initial_box`` value asks for, None for 'wait' (empty or all zeros)."""
+    values = [float(v) for v in (value or [])]
+    return None if not values or all(v == 0.0 for v in values) else values
+
+
+def default_value(spec: ParameterSpec) -> Any:
+    return [] if spec.name in EMPTY_ARRAY_DEFAULTS else spec.default
+
+
+def validate_value(name: str, value: Any) -> str | None:
+    """Error message for one value (type-independent checks; ROS checks types and ranges itself too)."""
+    spec = SPECS.get(name)
+    if spec is None:
+        return None
+    if spec.choices is not None and value not in spec.choices:
+        return f"{name} must be one of {', '.join(spec.choices)}, got {value!r}"
+    if spec.range is not None and not (spec.range[0] <= value <= spec.range[1]):
+        return f"{name} must be in [{spec.range[0]}, {spec.range[1]}], got {value!r}"
+    if spec.validator is not None:
+        return spec.validator(value)
+    return None
+
+
+def validate_together(values: dict[str, Any]) -> str | None:
+    """Checks that involve several parameters (called with the would-be complete set)."""
+    if values["thermal.low_percentile"] >= values["thermal.high_percentile"]:
+        return "thermal.low_percentile must be below thermal.high_percentile"
+    if values["thermal.gain_mode"] == "fixed" and not values["thermal.window_max"] > values["thermal.window_min"]:
+        return "thermal.gain_mode fixed needs thermal.window_max > thermal.window_min"
+    if values["status.lost_threshold"] > values["status.recover_threshold"]:
+        return "status.lost_threshold must not exceed status.recover_threshold"
+    return None
+
+
+def stage_error(name: str, lifecycle_state: str) -> str | None:
+    """Why ``name`` cannot change in ``lifecycle_state`` ('unconfigured' | 'inactive' | 'active'), or None."""
+    spec = SPECS.get(name)
+    if spec is None:
+        return None
+    if spec.stage == "startup":
+        return f"{name} is read when the node starts; restart the node to change it"
+    if spec.stage == "configure" and lifecycle_state in ("inactive", "active"):
+        return (f"{name} is applied when the node is configured; deactivate and clean up the node "
+                "(lifecycle), set it, then configure again")
+    if spec.stage == "activate" and lifecycle_state == "active":
+        return f"{name} is applied on activation; deactivate the node, set it, then activate again"
+    return None
+
+
+def declare_parameters(node: Any) -> None:
+    """Declare every parameter on ``node`` with a descriptor (type, description, range, read-only)."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+    for spec in PARAMETERS:
+        kind = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
+                float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}.get(type(spec.default))
+        if isinstance(spec.default, list):
+            kind = (ParameterType.PARAMETER_INTEGER_ARRAY if isinstance(spec.default[0], int)
+                    else ParameterType.PARAMETER_DOUBLE_ARRAY)
+        description = spec.description
+        if spec.choices:
+            description += f" [{' | '.join(spec.choices)}]"
+        descriptor = ParameterDescriptor(name=spec.name, type=kind, description=description,
+                                         read_only=spec.stage == "startup",
+                                         additional_constraints=f"applied on {spec.stage}")
+        if spec.range is not None and isinstance(spec.default, float):
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.range[0]),
+                                                                  to_value=float(spec.range[1]), step=0.0)]
+        elif spec.range is not None and isinstance(spec.default, int) and not isinstance(spec.default, bool):
+            descriptor.integer_range = [IntegerRange(from_value=int(spec.range[0]), to_value=int(spec.range[1]),
+                                                     step=1)]
+        if spec.name in EMPTY_ARRAY_DEFAULTS:
+            # rclpy cannot infer the type of an empty list: declare by type, then fall back to empty
+            from rclpy.parameter import Parameter
+            node.declare_parameter(spec.name, Parameter.Type(kind), descriptor)
+        else:
+            node.declare_parameter(spec.name, spec.default, descriptor)
+
+
+def read_parameters(node: Any) -> dict[str, Any]:
+    """Current values by name (unset arrays as empty lists)."""
+    from rclpy.exceptions import ParameterUninitializedException
+
+    values = {}
+    for spec in PARAMETERS:
+        try:
+            value = node.get_parameter(spec.name).value
+        except ParameterUninitializedException:
+            value = None
+        values[spec.name] = list(value) if isinstance(spec.default, list) and value is not None else value
+        if values[spec.name] is None:
+            values[spec.name] = default_value(spec)
+    return values
