@@ -1,0 +1,129 @@
+"""The synthetic RGB-thermal generator: deterministic, well-formed, and each condition does what it says."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from ckd_ros.data.synthetic import (CONDITIONS, SyntheticConfig, SyntheticScene, generate_sequence,
+                                    write_benchmark, write_sequence)
+
+SMALL = SyntheticConfig(num_frames=24)
+
+
+def _inside(box: np.ndarray) -> tuple[slice, slice]:
+    x, y, w, h = box
+    return slice(int(y + 0.3 * h), int(y + 0.7 * h) + 1), slice(int(x + 0.3 * w), int(x + 0.7 * w) + 1)
+
+
+def _ring(img: np.ndarray, box: np.ndarray) -> np.ndarray:
+    x, y, w, h = box
+    H, W = img.shape[:2]
+    x0, y0, x1, y1 = int(max(x - w, 0)), int(max(y - h, 0)), int(min(x + 2 * w, W)), int(min(y + 2 * h, H))
+    mask = np.zeros(img.shape[:2], bool)
+    mask[y0:y1, x0:x1] = True
+    mask[int(y):int(y + h) + 1, int(x):int(x + w) + 1] = False
+    return img[mask]
+
+
+def test_sequences_have_documented_shapes_and_types() -> None:
+    seq = generate_sequence(1, "normal", num_frames=10, size=(160, 128), config=SyntheticConfig(target_size=(16, 30)))
+    assert seq.rgb.shape == (10, 128, 160, 3) and seq.rgb.dtype == np.uint8
+    assert seq.thermal.shape == (10, 128, 160, 3) and seq.thermal.dtype == np.uint8
+    assert np.array_equal(seq.thermal[..., 0], seq.thermal[..., 2])
+    assert seq.boxes.shape == (10, 4) and seq.boxes.dtype == np.float64
+    assert (seq.boxes[:, 2:] > 4).all()
+
+
+def test_same_seed_gives_identical_frames_and_different_seeds_differ() -> None:
+    a, b, c = (generate_sequence(s, "dark", config=SMALL) for s in (7, 7, 8))
+    assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.thermal, b.thermal)
+    assert np.array_equal(a.boxes, b.boxes)
+    assert not np.array_equal(a.rgb, c.rgb)
+
+
+def test_a_seed_shows_the_same_motion_under_every_condition() -> None:
+    boxes = [generate_sequence(3, c, config=SMALL).boxes for c in CONDITIONS]
+    for other in boxes[1:]:
+        assert np.array_equal(boxes[0], other)
+
+
+def test_target_moves_changes_scale_and_stays_in_the_image() -> None:
+    seq = generate_sequence(2, "normal", num_frames=100)
+    x, y, w, h = seq.boxes.T
+    centre_path = np.hypot(np.diff(x + w / 2), np.diff(y + h / 2)).sum()
+    assert centre_path > 50
+    area = w * h
+    assert area.max() / area.min() > 1.3
+    assert (x >= -1).all() and (y >= -1).all() and (x + w <= 321).all() and (y + h <= 257).all()
+
+
+def test_target_is_hotter_than_its_surroundings_except_in_crossover() -> None:
+    contrasts = {}
+    for cond in ("normal", "crossover"):
+        seq = generate_sequence(4, cond, config=SMALL)
+        vals = []
+        for tir, box in zip(seq.thermal[:, :, :, 0], seq.boxes):
+            vals.append(tir[_inside(box)].astype(float).mean() - np.median(_ring(tir, box)))
+        contrasts[cond] = float(np.mean(vals))
+    assert contrasts["normal"] > 30
+    assert abs(contrasts["crossover"]) < 10
+
+
+def test_darkness_removes_rgb_contrast_and_glare_saturates_the_target() -> None:
+    normal = generate_sequence(5, "normal", config=SMALL)
+    dark = generate_sequence(5, "dark", config=SMALL)
+    glare = generate_sequence(5, "glare", config=SMALL)
+    box = normal.boxes[0]
+    assert dark.rgb[0][_inside(box)].mean() < 0.25 * normal.rgb[0][_inside(box)].mean() + 10
+    assert (glare.rgb[:, :, :, :][0][_inside(box)] >= 250).mean() > 0.5
+    # thermal is untouched by light
+    assert np.array_equal(dark.thermal, normal.thermal)
+
+
+def test_occluder_covers_the_target_in_both_modalities_for_a_while() -> None:
+    normal = generate_sequence(6, "normal", num_frames=60)
+    occl = generate_sequence(6, "occlusion", num_frames=60)
+    covered = []
+    for i, box in enumerate(normal.boxes):
+        sl = _inside(box)
+        d_rgb = np.abs(normal.rgb[i][sl].astype(int) - occl.rgb[i][sl].astype(int)).mean()
+        covered.append(d_rgb > 20)
+    assert 3 <= sum(covered) < 60
+
+
+def test_scene_renders_frames_in_any_order() -> None:
+    scene = SyntheticScene(9, "glare", SMALL)
+    late = scene.render(20)
+    scene.render(3)
+    assert np.array_equal(late[0], scene.render(20)[0])
+    with pytest.raises(IndexError):
+        scene.render(24)
+
+
+def test_unknown_condition_is_rejected_with_the_valid_names() -> None:
+    with pytest.raises(ValueError, match="normal"):
+        generate_sequence(0, "foggy")
+
+
+def test_plain_and_lasher_layouts_round_trip(tmp_path) -> None:
+    seq = generate_sequence(11, "occlusion", num_frames=5, size=(128, 96), config=SyntheticConfig(target_size=(16, 24)))
+    plain = write_sequence(tmp_path / "plain", seq, layout="plain", ext="png")
+    rgb0 = cv2.cvtColor(cv2.imread(str(plain / "rgb" / "000000.png")), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(rgb0, seq.rgb[0])
+    tir0 = cv2.imread(str(plain / "thermal" / "000004.png"), cv2.IMREAD_GRAYSCALE)
+    assert np.array_equal(tir0, seq.thermal[4, :, :, 0])
+    gt = np.loadtxt(plain / "groundtruth.txt", delimiter=",")
+    assert np.allclose(gt, seq.boxes, atol=1e-4)
+    lasher = write_sequence(tmp_path / "lasher", seq, layout="lasher")
+    assert sorted(p.name for p in (lasher / "visible").iterdir())[0] == "v000000.jpg"
+    assert len(list((lasher / "infrared").iterdir())) == 5
+    assert (lasher / "init.txt").read_text() == (lasher / "infrared.txt").read_text()
+
+
+def test_write_benchmark_makes_one_folder_per_condition_and_seed(tmp_path) -> None:
+    cfg = SyntheticConfig(num_frames=3, width=96, height=96, target_size=(12, 20))
+    names = write_benchmark(tmp_path, seeds=[1, 2], conditions=["dark", "crossover"], config=cfg)
+    assert names == ["syn_dark_00001", "syn_dark_00002", "syn_crossover_00001", "syn_crossover_00002"]
+    assert (tmp_path / "list.txt").read_text().split() == names
+    assert all((tmp_path / n / "init.txt").exists() for n in names)
