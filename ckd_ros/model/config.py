@@ -1,0 +1,126 @@
+"""Architecture of the CKD inference network as a typed dataclass (defaults = the paper's ViT-B/16)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Every architectural number of CKDNet. Defaults: the paper's network with candidate elimination off."""
+
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    template_size: int = 128
+    search_size: int = 256
+    head_channels: int = 256
+    ce_loc: tuple[int, ...] = field(default_factory=tuple)  # 0-based block indices
+    ce_keep_ratio: tuple[float, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        # lists arrive from JSON / checkpoints; store tuples so the config stays hashable and immutable
+        object.__setattr__(self, "ce_loc", tuple(int(i) for i in self.ce_loc))
+        object.__setattr__(self, "ce_keep_ratio", tuple(float(r) for r in self.ce_keep_ratio))
+        problems = []
+        if self.embed_dim <= 0 or self.depth <= 0 or self.num_heads <= 0:
+            problems.append("embed_dim, depth and num_heads must be positive")
+        elif self.embed_dim % self.num_heads:
+            problems.append(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        for name in ("template_size", "search_size"):
+            if getattr(self, name) % self.patch_size or getattr(self, name) <= 0:
+                problems.append(f"{name} {getattr(self, name)} is not a positive multiple of "
+                                f"patch_size {self.patch_size}")
+        if self.head_channels % 8 or self.head_channels <= 0:
+            problems.append(f"head_channels {self.head_channels} must be a positive multiple of 8 "
+                            "(branch widths ch, ch/2, ch/4, ch/8)")
+        if len(self.ce_loc) != len(self.ce_keep_ratio):
+            problems.append(f"ce_loc {self.ce_loc} and ce_keep_ratio {self.ce_keep_ratio} differ in length")
+        if any(not 0 <= i < self.depth for i in self.ce_loc) or list(self.ce_loc) != sorted(set(self.ce_loc)):
+            problems.append(f"ce_loc {self.ce_loc} must be increasing block indices in [0, {self.depth})")
+        if any(not 0.0 < r <= 1.0 for r in self.ce_keep_ratio):
+            problems.append(f"ce_keep_ratio {self.ce_keep_ratio} must lie in (0, 1]")
+        if problems:
+            raise ValueError("invalid ModelConfig: " + "; ".join(problems))
+
+    # ---- derived numbers -------------------------------------------------------------------------------
+    @property
+    def template_grid(self) -> int:
+        return self.template_size // self.patch_size
+
+    @property
+    def search_grid(self) -> int:
+        return self.search_size // self.patch_size
+
+    @property
+    def num_template_tokens(self) -> int:
+        return self.template_grid ** 2
+
+    @property
+    def num_search_tokens(self) -> int:
+        return self.search_grid ** 2
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(self.embed_dim * self.mlp_ratio)
+
+    @property
+    def legacy_pos_tokens(self) -> int:
+        """Length of the unused `pos_embed` the official ViT keeps (built for 224 px plus a cls token)."""
+        return (224 // self.patch_size) ** 2 + 1
+
+    @property
+    def ce_enabled(self) -> bool:
+        return any(r < 1.0 for r in self.ce_keep_ratio)
+
+    def search_tokens_per_stage(self) -> list[int]:
+        """Search-token counts entering the first block and after each CE layer (256 -> 180 -> 126 -> 89)."""
+        import math
+
+        counts = [self.num_search_tokens]
+        for ratio in self.ce_keep_ratio:
+            counts.append(math.ceil(ratio * counts[-1]) if ratio < 1.0 else counts[-1])
+        return counts
+
+    # ---- presets and (de)serialisation -------------------------------------------------------------------
+    @classmethod
+    def paper_mce(cls, **overrides: Any) -> "ModelConfig":
+        """The paper's MCE variant: elimination after blocks 3, 6, 9 keeping 70 % each time."""
+        overrides.setdefault("ce_loc", (3, 6, 9))
+        overrides.setdefault("ce_keep_ratio", (0.7, 0.7, 0.7))
+        return cls(**overrides)
+
+    def with_ce(self, ce_loc: tuple[int, ...] | list[int], ce_keep_ratio: float | tuple[float, ...]
+                | list[float]) -> "ModelConfig":
+        """Same weights layout, other elimination schedule (CE does not change any tensor shape)."""
+        if isinstance(ce_keep_ratio, (int, float)):
+            ce_keep_ratio = (float(ce_keep_ratio),) * len(tuple(ce_loc))
+        return dataclasses.replace(self, ce_loc=tuple(ce_loc), ce_keep_ratio=tuple(ce_keep_ratio))
+
+    def without_ce(self) -> "ModelConfig":
+        return dataclasses.replace(self, ce_loc=(), ce_keep_ratio=())
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["ce_loc"] = list(self.ce_loc)
+        d["ce_keep_ratio"] = list(self.ce_keep_ratio)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields {unknown}; known: {sorted(names)}")
+        return cls(**d)
+
+    def same_architecture(self, other: "ModelConfig") -> bool:
+        """True when both describe the same tensors (the CE schedule does not change weights)."""
+        return self.without_ce() == other.without_ce()
