@@ -142,7 +142,9 @@ class Probe:
     """
 
     def __init__(self, domain_id: int, tracker: str = f"/{NODE_NAME}", namespace: str = "",
-                 debug_image: bool = False, name: str = "ckd_probe", reliable_cameras: bool = True) -> None:
+                 debug_image: bool = False, name: str = "ckd_probe", reliable_cameras: bool = True,
+                 rgb_topic: str | None = None, thermal_topic: str | None = None) -> None:
+        """``namespace``: the tracker's; camera topics default to ``<namespace>/rgb/image`` etc."""
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.context import Context
@@ -157,18 +159,16 @@ class Probe:
 
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = Node(name, namespace=namespace, context=self.context)
+        self.node = Node(name, context=self.context)
         self.tracker = tracker
         self.recording = Recording()
         self._cond = threading.Condition()
         camera_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE if reliable_cameras
                                 else ReliabilityPolicy.BEST_EFFORT)
-        prefix = f"{namespace}/" if namespace else ""
-        self.rgb_pub = self.node.create_publisher(Image, f"{prefix}rgb/image" if prefix else "rgb/image", camera_qos)
-        self.thermal_pub = self.node.create_publisher(Image, f"{prefix}thermal/image" if prefix else "thermal/image",
-                                                      camera_qos)
-        self.info_pub = self.node.create_publisher(CameraInfo, f"{prefix}rgb/camera_info" if prefix
-                                                   else "rgb/camera_info", camera_qos)
+        ns = namespace.rstrip("/")
+        self.rgb_pub = self.node.create_publisher(Image, rgb_topic or f"{ns}/rgb/image", camera_qos)
+        self.thermal_pub = self.node.create_publisher(Image, thermal_topic or f"{ns}/thermal/image", camera_qos)
+        self.info_pub = self.node.create_publisher(CameraInfo, f"{ns}/rgb/camera_info", camera_qos)
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.node.create_subscription(TargetState, f"{tracker}/target", self._recorder("target"), reliable)
         vision = vision_msgs_module()
@@ -243,12 +243,13 @@ class Probe:
                 self._cond.wait(min(left, 0.1))
             return True
 
-    def wait_for_target(self, stamp_ns: int, timeout: float) -> Received | None:
-        """The ~/target message computed from the image with ``stamp_ns``."""
+    def wait_for_target(self, stamp_ns: int, timeout: float, status: int | None = None) -> Received | None:
+        """The ~/target message computed from the image with ``stamp_ns`` (and with ``status``, if given)."""
         found: list[Received] = []
 
         def has(rec: Recording) -> bool:
-            found[:] = [r for r in rec.target if _ns(r.msg.header.stamp) == stamp_ns]
+            found[:] = [r for r in rec.target if _ns(r.msg.header.stamp) == stamp_ns
+                        and (status is None or r.msg.status == status)]
             return bool(found)
         return found[0] if self.wait_until(has, timeout) else None
 

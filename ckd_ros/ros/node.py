@@ -65,6 +65,7 @@ class TrackerNode(LifecycleNode):
         params.declare_parameters(self)
         self._lifecycle = "unconfigured"
         self._stats = NodeStatistics()
+        self._refusal_logged: dict[tuple[str, str], float] = {}
         self._lock = threading.RLock()          # tracker, track id, init state
         self._tracker: Any = None
         self._debug_gain: Any = None
@@ -348,8 +349,11 @@ class TrackerNode(LifecycleNode):
                 return True
             self._stats.refuse(role, msg.encoding)
             self._stats.last_error = str(UnsupportedEncodingError(msg.encoding, accepted, role))
-            self.get_logger().error(f"refusing {role} image: {self._stats.last_error}",
-                                    throttle_duration_sec=_THROTTLE_S)
+            # throttled per encoding, so that a second bad encoding is not hidden behind the first
+            key, now = (role, msg.encoding), time.monotonic()
+            if now - self._refusal_logged.get(key, -_THROTTLE_S) >= _THROTTLE_S:
+                self._refusal_logged[key] = now
+                self.get_logger().error(f"refusing {role} image: {self._stats.last_error}")
             return False
         return accept
 
