@@ -248,6 +248,7 @@ class SyntheticScene:
         for _ in range(cfg.num_hot_spots):  # as hot as the target, different look
             self.distractors.append(make_object(_palette(rng, 1)[0], rng.uniform(*cfg.target_heat), cfg.target_size))
 
+        self._lamp_light: np.ndarray | None = None
         self.noise_seed = int(rng.integers(0, 2**31))  # sensor noise is part of the scene, not the condition
         self.boxes = np.stack([self.target.cx - self.target.w / 2, self.target.cy - self.target.h / 2,
                                self.target.w, self.target.h], 1).astype(np.float64)
@@ -335,23 +336,29 @@ class SyntheticScene:
                         self.occ_w, self.occ_h, 8.0)
         noise = np.random.default_rng([self.noise_seed, index])
         if self.condition is Condition.DARK:
+            if self._lamp_light is None:  # street lamps: bright points that help nothing (static, cached)
+                yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+                light = np.zeros((H, W), np.float32)
+                for lx, ly, lr in self.lamps:
+                    light += 255 * np.exp(-((xx - lx) ** 2 + (yy - ly) ** 2) / (2 * lr ** 2))
+                self._lamp_light = light[..., None]
             rgb *= self.dark_gain
-            yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-            for lx, ly, lr in self.lamps:  # street lamps: bright points that help nothing
-                rgb += (255 * np.exp(-((xx - lx) ** 2 + (yy - ly) ** 2) / (2 * lr ** 2)))[..., None]
-            rgb += noise.normal(0, cfg.dark_noise, rgb.shape).astype(np.float32)
+            rgb += self._lamp_light
+            rgb += cfg.dark_noise * noise.standard_normal(rgb.shape, dtype=np.float32)
         elif self.condition is Condition.GLARE:
-            yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+            # the bloom is smooth: evaluate it on a 1/4 grid and upsample
+            q = 4
+            yy, xx = np.mgrid[0:(H + q - 1) // q, 0:(W + q - 1) // q].astype(np.float32) * q + (q - 1) / 2
             d2 = (xx - self.glare_cx[index]) ** 2 + (yy - self.glare_cy[index]) ** 2
-            bloom = np.exp(-d2 / (2 * self.glare_sigma[index] ** 2))
+            small = np.exp(-d2 / (2 * self.glare_sigma[index] ** 2)).astype(np.float32)
+            bloom = cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)[..., None]
             # over-exposure: the bloom adds light beyond saturation, flattening everything near the target
-            rgb = rgb * (1.1 + 0.7 * bloom[..., None]) + (400 * bloom)[..., None] * np.array([1.0, 0.97, 0.9],
-                                                                                               np.float32)
-        rgb += noise.normal(0, cfg.rgb_noise, rgb.shape).astype(np.float32)
+            rgb = rgb * (1.1 + 0.7 * bloom) + (400 * bloom) * np.array([1.0, 0.97, 0.9], np.float32)
+        rgb += cfg.rgb_noise * noise.standard_normal(rgb.shape, dtype=np.float32)
         if cfg.thermal_blur > 0:
             tir = cv2.GaussianBlur(tir, (0, 0), cfg.thermal_blur)
         tir_noise = np.random.default_rng([self.noise_seed, index, 1])  # independent of what RGB drew
-        tir += tir_noise.normal(0, cfg.thermal_noise, tir.shape).astype(np.float32)
+        tir += cfg.thermal_noise * tir_noise.standard_normal(tir.shape, dtype=np.float32)
         rgb8 = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
         tir8 = np.clip(tir + 0.5, 0, 255).astype(np.uint8)
         return rgb8, np.repeat(tir8[..., None], 3, axis=2)

@@ -1,0 +1,144 @@
+"""Training configuration: typed dataclasses (paper values as defaults), read from YAML."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ckd_ros.data.synthetic import CONDITIONS, SyntheticConfig
+from ckd_ros.model import ModelConfig
+
+from .data import SamplingConfig
+from .losses import LossWeights
+
+DATASET_KINDS = ("synthetic", "lasher", "rgbt234", "rgbt210", "gtot", "vtuav", "plain")
+
+
+@dataclass
+class DataConfig:
+    kind: str = "lasher"
+    root: str = ""  # benchmark root (folders of sequences)
+    sequence_list: str = ""  # optional text file of sequence names (e.g. LasHeR trainingsetList.txt)
+    samples_per_epoch: int = 60000
+    num_workers: int = 4
+    seed: int = 0
+    # synthetic only: scene seeds [start, stop), conditions and generator settings
+    synthetic_seeds: tuple[int, int] = (0, 100000)
+    conditions: tuple[str, ...] = CONDITIONS
+    synthetic: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in DATASET_KINDS:
+            raise ValueError(f"data.kind must be one of {DATASET_KINDS}, got {self.kind!r}")
+        if self.kind != "synthetic" and not self.root:
+            raise ValueError(f"data.root is required for data.kind {self.kind!r}")
+        self.synthetic_seeds = tuple(self.synthetic_seeds)
+        self.conditions = tuple(self.conditions)
+
+    def synthetic_config(self) -> SyntheticConfig:
+        return SyntheticConfig(**self.synthetic)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW, constant learning rates per group, gradient clipping: the paper's recipe."""
+
+    lr_head: float = 5e-5
+    lr_backbone: float = 5e-6
+    weight_decay: float = 1e-4
+    grad_clip: float = 0.1
+    batch_size: int = 10  # per process (GPU)
+    epochs: int = 30
+    schedule: str = "constant"  # "constant" (paper) or "cosine"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.05  # cosine: final lr / base lr
+
+
+@dataclass
+class TrainConfig:
+    model: dict = field(default_factory=dict)  # ModelConfig fields
+    share_students: bool = False
+    stage: str = "distill"  # "distill" (stage 1: CKD) or "mce" (stage 2: frozen backbones, heads with MCE)
+    data: DataConfig = field(default_factory=DataConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossWeights = field(default_factory=LossWeights)
+    init: str = "scratch"  # "scratch", an OSTrack/DropTrack checkpoint, or a CKD training checkpoint
+    output_dir: str = "runs/ckd"
+    amp: bool = False  # the paper trains in fp32
+    sync_bn: bool = False  # SyncBatchNorm in the heads under DDP on CUDA
+    save_every: int = 1  # epochs
+    log_every: int = 10  # steps
+    seed: int = 42
+    export_inference: str = ""  # also write a teacher-free inference checkpoint here at the end
+
+    def __post_init__(self) -> None:
+        if self.stage not in ("distill", "mce"):
+            raise ValueError(f"stage must be 'distill' or 'mce', got {self.stage!r}")
+        mc = self.model_config()
+        # crops follow the network's input sizes
+        self.sampling.template_size = mc.template_size
+        self.sampling.search_size = mc.search_size
+        self.sampling.patch_size = mc.patch_size
+        if self.stage == "mce" and not mc.ce_loc:
+            raise ValueError("stage 'mce' needs model.ce_loc / model.ce_keep_ratio (e.g. [3, 6, 9] / 0.7)")
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(**self.model)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(f"unknown keys in {where}: {unknown}; known: {sorted(names)}")
+    kwargs = {}
+    nested = {"data": DataConfig, "sampling": SamplingConfig, "optim": OptimConfig, "loss": LossWeights}
+    for k, v in values.items():
+        if cls is TrainConfig and k in nested:
+            if not isinstance(v, dict):
+                raise ValueError(f"{where}.{k} must be a mapping")
+            v = _build(nested[k], v, f"{where}.{k}")
+        kwargs[k] = v
+    return cls(**kwargs)
+
+
+def _set_path(d: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+    d[keys[-1]] = value
+
+
+def config_from_dict(values: dict[str, Any], overrides: list[str] | None = None) -> TrainConfig:
+    values = dict(values or {})
+    for item in overrides or []:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like section.key=value")
+        k, v = item.split("=", 1)
+        _set_path(values, k.strip(), yaml.safe_load(v))
+    return _build(TrainConfig, values, "config")
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training config {path} does not exist")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"training config {path} must be a YAML mapping")
+    return config_from_dict(values, overrides)

@@ -1,0 +1,130 @@
+"""Score checkpoints on held-out synthetic sequences: success AUC per generator condition.
+
+  python -m ckd_ros.training.evaluate_synthetic --checkpoint rgbt=ckd_ros/weights/ckd_demo_small.pth.tar \
+      --checkpoint rgb=runs/rgb/ckd_rgb_only.pth.tar:rgb --seeds 100000:100008
+
+Each `--checkpoint NAME=PATH[:MODALITY]` is tracked with the project's CKDTracker (reference arithmetic) on
+every condition x seed. MODALITY (rgbt, rgb, tir) says what the network is fed, as in training: a
+single-modality model gets its one modality on both inputs. Success: per sequence, the fraction of frames
+1..N-1 whose IoU with the ground truth exceeds each threshold 0, 0.05, ..., 1 (continuous-coordinate IoU:
+synthetic boxes are sub-pixel exact), averaged over thresholds (AUC), then over sequences. Seeds used for
+training the embedded model are < 100000; the default evaluation seeds are not.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ckd_ros.data.synthetic import CONDITIONS, SyntheticConfig, generate_sequence
+from ckd_ros.model import load_checkpoint
+from ckd_ros.tracking import CKDTracker
+
+THRESHOLDS = np.linspace(0.0, 1.0, 21)
+
+
+def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ax2, ay2, bx2, by2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(ay2, by2) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = iw * ih
+    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+def success_auc(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Mean over thresholds 0..1 step 0.05 of the fraction of frames (after the first) with IoU > threshold."""
+    iou = iou_xywh(np.asarray(pred, float)[1:], np.asarray(gt, float)[1:])
+    return float(np.mean([(iou > t).mean() for t in THRESHOLDS]))
+
+
+def track_sequence(tracker: CKDTracker, rgb: np.ndarray, tir: np.ndarray, boxes: np.ndarray,
+                   modality: str = "rgbt") -> np.ndarray:
+    def feed(i: int) -> tuple[np.ndarray, np.ndarray]:
+        if modality == "rgb":
+            return rgb[i], rgb[i]
+        if modality == "tir":
+            return tir[i], tir[i]
+        return rgb[i], tir[i]
+
+    tracker.initialize(*feed(0), tuple(float(v) for v in boxes[0]))
+    out = [boxes[0].copy()]
+    for i in range(1, len(boxes)):
+        out.append(np.asarray(tracker.track(*feed(i)).box, float))
+    return np.stack(out)
+
+
+def evaluate(models: dict[str, tuple[torch.nn.Module, str]], seeds: list[int], conditions: list[str],
+             config: SyntheticConfig | None = None, device: str = "cpu", log=None) -> dict:
+    """{model: {condition: mean AUC, 'all': mean over every sequence}} plus per-sequence values."""
+    per_seq: dict[str, dict[str, list[float]]] = {m: {c: [] for c in conditions} for m in models}
+    trackers = {m: CKDTracker(net, device=device) for m, (net, _) in models.items()}
+    for cond in conditions:
+        for seed in seeds:
+            seq = generate_sequence(seed, cond, config=config)
+            for m, (_, modality) in models.items():
+                pred = track_sequence(trackers[m], seq.rgb, seq.thermal, seq.boxes, modality)
+                per_seq[m][cond].append(success_auc(pred, seq.boxes))
+            if log:
+                log(f"{seq.name}: " + ", ".join(f"{m} {per_seq[m][cond][-1]:.3f}" for m in models))
+    table = {m: {c: float(np.mean(v)) for c, v in d.items()} for m, d in per_seq.items()}
+    for m in table:
+        table[m]["all"] = float(np.mean([x for v in per_seq[m].values() for x in v]))
+    return {"auc": table, "per_sequence": per_seq, "seeds": list(seeds), "conditions": list(conditions)}
+
+
+def format_table(auc: dict[str, dict[str, float]], conditions: list[str]) -> str:
+    cols = list(conditions) + ["all"]
+    lines = ["| model | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
+    for m, row in auc.items():
+        lines.append(f"| {m} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def _parse_seeds(text: str) -> list[int]:
+    if ":" in text:
+        a, b = text.split(":")
+        return list(range(int(a), int(b)))
+    return [int(s) for s in text.split(",")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", action="append", required=True, metavar="NAME=PATH[:MODALITY]")
+    p.add_argument("--seeds", default="100000:100008", help="a:b (range) or comma list; default 100000:100008")
+    p.add_argument("--conditions", default=",".join(CONDITIONS))
+    p.add_argument("--frames", type=int, default=100)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    models = {}
+    for item in args.checkpoint:
+        if "=" not in item:
+            print(f"--checkpoint {item!r} must be NAME=PATH[:MODALITY]", file=sys.stderr)
+            return 2
+        name, rest = item.split("=", 1)
+        path, modality = (rest.rsplit(":", 1) if rest.rsplit(":", 1)[-1] in ("rgbt", "rgb", "tir")
+                          else (rest, "rgbt"))
+        models[name] = (load_checkpoint(path, device=args.device), modality)
+    conditions = [c for c in args.conditions.split(",") if c]
+    t0 = time.time()
+    res = evaluate(models, _parse_seeds(args.seeds), conditions, SyntheticConfig(num_frames=args.frames),
+                   args.device, log=lambda s: print(s, file=sys.stderr, flush=True))
+    res["seconds"] = time.time() - t0
+    res["command"] = "python -m ckd_ros.training.evaluate_synthetic " + " ".join(argv if argv is not None else sys.argv[1:])
+    print(format_table(res["auc"], conditions))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

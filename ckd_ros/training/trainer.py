@@ -1,0 +1,321 @@
+"""The training loop: single process or torchrun (DistributedDataParallel), optional mixed precision,
+resumable checkpoints in the official layout, TensorBoard scalars and a progress bar with the loss terms."""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from ckd_ros.model import ModelConfig, ctr_point_mask, save_checkpoint
+
+from .config import TrainConfig
+from .data import PairDataset, SequencePairDataset, SyntheticPairDataset, collate
+from .losses import LossWeights, content_loss, gaussian_heatmap, style_loss, tracking_loss
+from .network import CKDTrainingNet, load_tracking_init
+
+
+# ---------------------------------------------------------------------------------------------- one step
+
+def compute_losses(net: nn.Module, batch: dict[str, torch.Tensor], weights: LossWeights, stage: str = "distill",
+                   use_mask: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
+    """Total loss of one batch and its terms. `net` is a CKDTrainingNet (or a DDP wrapper of one)."""
+    inner = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
+    gt = batch["search_box"]
+    heat = gaussian_heatmap(gt, inner.config.search_grid)
+    if stage == "mce":
+        mask = ctr_point_mask(inner.config, gt.shape[0], gt.device)
+        args = (batch["template_rgb"], batch["template_tir"], batch["search_rgb"], batch["search_tir"], mask)
+        out = inner.forward_mce(*args) if isinstance(inner, CKDTrainingNet) else net(*args)
+        total, s = tracking_loss(out["fused"], gt, weights, heat)
+        return total, {"loss": float(total), "iou": float(s["iou"]), "giou": float(s["giou"]),
+                       "l1": float(s["l1"]), "focal": float(s["focal"])}
+    mask = batch.get("search_mask") if use_mask else None
+    out = net(batch["template_rgb"], batch["template_tir"], batch["search_rgb"], batch["search_tir"], mask)
+    fused, s = tracking_loss(out["fused"], gt, weights, heat)
+    tv, sv = tracking_loss(out["teacher_v"], gt, weights, heat)
+    ti, si = tracking_loss(out["teacher_i"], gt, weights, heat)
+    f_rgb, f_tir = out["student_feats"]
+    g_rgb, g_tir = out["teacher_feats"]
+    style = style_loss(f_rgb, f_tir)
+    content = content_loss(f_rgb, g_rgb) + content_loss(f_tir, g_tir)
+    total = fused + tv + ti + weights.style * style + weights.content * content
+    stats = {"loss": float(total.detach()), "fused": float(fused), "teacher_v": float(tv), "teacher_i": float(ti),
+             "style": float(style), "content": float(content), "iou": float(s["iou"]),
+             "iou_v": float(sv["iou"]), "iou_i": float(si["iou"])}
+    return total, stats
+
+
+class _MCEWrapper(nn.Module):
+    """Lets DDP wrap the stage-2 forward (DDP calls `forward`)."""
+
+    def __init__(self, net: CKDTrainingNet) -> None:
+        super().__init__()
+        self.net = net
+        self.config = net.config
+
+    def forward(self, *args: Any) -> dict:
+        return self.net.forward_mce(*args)
+
+
+# ---------------------------------------------------------------------------------------------- setup
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str) -> DistInfo:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; NCCL on CUDA, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def build_dataset(cfg: TrainConfig) -> PairDataset:
+    d = cfg.data
+    if d.kind == "synthetic":
+        lo, hi = d.synthetic_seeds
+        return SyntheticPairDataset(cfg.sampling, d.samples_per_epoch, range(lo, hi), d.conditions,
+                                    d.synthetic_config(), seed=d.seed)
+    from ckd_ros.data import sequences as seqmod  # written by the tracking layer's data readers
+
+    opener = getattr(seqmod, "open_dataset", None) or getattr(seqmod, "load_dataset", None)
+    if opener is None:
+        raise RuntimeError("ckd_ros.data.sequences has no open_dataset(kind, root) reader")
+    seqs = list(opener(d.kind, d.root))
+    if d.sequence_list:
+        wanted = [ln.strip() for ln in Path(d.sequence_list).read_text().splitlines() if ln.strip()]
+        by_name = {getattr(s, "name", str(i)): s for i, s in enumerate(seqs)}
+        missing = [n for n in wanted if n not in by_name]
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} sequences of {d.sequence_list} are not under {d.root}, "
+                                    f"e.g. {missing[:3]}")
+        seqs = [by_name[n] for n in wanted]
+    return SequencePairDataset(cfg.sampling, d.samples_per_epoch, seqs, seed=d.seed)
+
+
+def build_network(cfg: TrainConfig, log=print) -> CKDTrainingNet:
+    torch.manual_seed(cfg.seed)
+    mc = cfg.model_config()
+    net = CKDTrainingNet(mc, share_students=cfg.share_students)
+    if cfg.init and cfg.init != "scratch":
+        obj = torch.load(cfg.init, map_location="cpu", weights_only=True)
+        sd = obj.get("net", obj) if isinstance(obj, dict) else obj
+        if any(k.startswith("rgb_branch.") for k in sd):  # a CKD checkpoint (e.g. stage 1 for stage 2)
+            missing, unexpected = net.load_state_dict(sd, strict=False)
+            if any(k.startswith(("rgb_branch.", "tir_branch.", "box_head.")) for k in missing):
+                raise ValueError(f"{cfg.init} lacks inference keys, e.g. {missing[:3]}")
+            log(f"initialised from CKD checkpoint {cfg.init} (missing {len(missing)}, unexpected {len(unexpected)})")
+        else:
+            rep = load_tracking_init(net, obj)
+            log(f"initialised from tracking checkpoint {cfg.init}: {len(rep['loaded'])} tensors loaded, "
+                f"{len(rep['skipped'])} left at their initialisation")
+    return net
+
+
+def build_optimizer(net: CKDTrainingNet, cfg: TrainConfig) -> torch.optim.Optimizer:
+    o = cfg.optim
+    if cfg.stage == "mce":
+        for p in net.parameters():
+            p.requires_grad_(False)
+        for p in net.box_head.parameters():
+            p.requires_grad_(True)
+        groups = [{"params": list(net.box_head.parameters()), "lr": o.lr_head, "name": "head"}]
+    else:
+        groups = [{"params": net.head_parameters(), "lr": o.lr_head, "name": "head"},
+                  {"params": net.backbone_parameters(), "lr": o.lr_backbone, "name": "backbone"}]
+    for g in groups:
+        g["base_lr"] = g["lr"]
+    return torch.optim.AdamW(groups, weight_decay=o.weight_decay)
+
+
+def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
+    o = cfg.optim
+    if o.warmup_steps and step < o.warmup_steps:
+        return (step + 1) / o.warmup_steps
+    if o.schedule == "cosine":
+        t = min(1.0, (step - o.warmup_steps) / max(1, total - o.warmup_steps))
+        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+    return 1.0
+
+
+# ---------------------------------------------------------------------------------------------- loop
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, device: str | None = None, resume: bool = False) -> None:
+        self.cfg = cfg
+        want = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dist = init_distributed(want)
+        if want.startswith("cuda"):
+            idx = self.dist.local_rank if self.dist.world > 1 else (torch.device(want).index or 0)
+            torch.cuda.set_device(idx)
+            self.device = torch.device("cuda", idx)
+        else:
+            self.device = torch.device(want)
+        self.out = Path(cfg.output_dir)
+        self.ckpt_dir = self.out / "checkpoints"
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        self.net = build_network(cfg, self.log)
+        if cfg.sync_bn and self.dist.world > 1 and self.device.type == "cuda":
+            self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.net)
+        self.net.to(self.device)
+        self.optimizer = build_optimizer(self.net, cfg)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp and self.device.type == "cuda")
+        self.epoch = 0
+        self.step = 0
+        if resume:
+            self._resume()
+        model = _MCEWrapper(self.net) if cfg.stage == "mce" else self.net
+        if self.dist.world > 1:
+            model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.model = model
+        self.dataset = build_dataset(cfg)
+        self.sampler = DistributedSampler(self.dataset, self.dist.world, self.dist.rank, shuffle=False) \
+            if self.dist.world > 1 else None
+        self.loader = DataLoader(self.dataset, batch_size=cfg.optim.batch_size, sampler=self.sampler,
+                                 shuffle=False, num_workers=cfg.data.num_workers, collate_fn=collate,
+                                 drop_last=True, pin_memory=self.device.type == "cuda",
+                                 persistent_workers=False)
+        self.writer = None
+        if self.dist.main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.out / "tensorboard"))
+            except ImportError:
+                self.log("tensorboard is not installed: no event files are written")
+
+    def log(self, msg: str) -> None:
+        if getattr(self, "dist", DistInfo()).main:
+            print(msg, file=sys.stderr, flush=True)
+
+    # ------------------------------------------------------------------------------------------ state
+    def _state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "step": self.step, "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "train_config": self.cfg.to_dict()}
+
+    def save(self, final: bool = False) -> Path:
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        path = self.ckpt_dir / f"CKD_ep{self.epoch:04d}.pth.tar"
+        save_checkpoint(self.net.state_dict(), path, self.net.config, **self._state())
+        save_checkpoint(self.net.state_dict(), self.ckpt_dir / "last.pth.tar", self.net.config, **self._state())
+        if final and self.cfg.export_inference:
+            save_checkpoint(self.net.inference_state_dict(), self.cfg.export_inference, self.net.config,
+                            epoch=self.epoch, train_config=self.cfg.to_dict())
+        return path
+
+    def _resume(self) -> None:
+        path = self.ckpt_dir / "last.pth.tar"
+        if not path.is_file():
+            self.log(f"no checkpoint at {path}: starting from the beginning")
+            return
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        self.net.load_state_dict(obj["net"], strict=True)
+        self.optimizer.load_state_dict(obj["optimizer"])
+        if obj.get("scaler"):
+            self.scaler.load_state_dict(obj["scaler"])
+        self.epoch, self.step = int(obj["epoch"]), int(obj["step"])
+        self.log(f"resumed from {path} at epoch {self.epoch}, step {self.step}")
+
+    # ------------------------------------------------------------------------------------------ loop
+    def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        for batch in self.loader:
+            yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def train(self) -> Path | None:
+        cfg = self.cfg
+        steps_per_epoch = len(self.loader)
+        total = steps_per_epoch * cfg.optim.epochs
+        use_bar = self.dist.main and sys.stderr.isatty()
+        last = None
+        self.net.train()
+        if cfg.stage == "mce":  # frozen backbones keep eval behaviour; only the fused head trains
+            for m in (self.net.rgb_branch, self.net.tir_branch, self.net.teacher_rgb, self.net.teacher_tir):
+                m.eval()
+        t0 = time.time()
+        while self.epoch < cfg.optim.epochs:
+            self.dataset.set_epoch(self.epoch)
+            if self.sampler is not None:
+                self.sampler.set_epoch(self.epoch)
+            bar = None
+            if use_bar:
+                from tqdm import tqdm
+
+                bar = tqdm(total=steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.optim.epochs}",
+                           dynamic_ncols=True)
+            sums: dict[str, float] = {}
+            n = 0
+            for batch in self._batches():
+                f = lr_factor(self.step, total, cfg)
+                for g in self.optimizer.param_groups:
+                    g["lr"] = g["base_lr"] * f
+                autocast = torch.autocast(self.device.type, dtype=torch.float16 if self.device.type == "cuda"
+                                          else torch.bfloat16) if cfg.amp else contextlib.nullcontext()
+                with autocast:
+                    loss, stats = compute_losses(self.model, batch, cfg.loss, cfg.stage)
+                if not math.isfinite(float(loss)):
+                    raise FloatingPointError(f"loss became {float(loss)} at step {self.step}: {stats}")
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+                params = [p for g in self.optimizer.param_groups for p in g["params"]]
+                gnorm = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.step += 1
+                n += 1
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                if self.writer is not None and self.step % cfg.log_every == 0:
+                    for k, v in stats.items():
+                        self.writer.add_scalar(f"train/{k}", v, self.step)
+                    self.writer.add_scalar("train/grad_norm", gnorm, self.step)
+                    self.writer.add_scalar("train/lr_head", self.optimizer.param_groups[0]["lr"], self.step)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()}, refresh=False)
+                elif self.dist.main and self.step % cfg.log_every == 0:
+                    avg = {k: round(v / n, 4) for k, v in sums.items()}
+                    self.log(f"epoch {self.epoch + 1} step {self.step}/{total} "
+                             f"({time.time() - t0:.0f} s) {avg}")
+            if bar is not None:
+                bar.close()
+            self.epoch += 1
+            if self.dist.main:
+                avg = {k: round(v / max(n, 1), 4) for k, v in sums.items()}
+                self.log(f"epoch {self.epoch} done ({time.time() - t0:.0f} s): {avg}")
+                if self.writer is not None:
+                    for k, v in avg.items():
+                        self.writer.add_scalar(f"epoch/{k}", v, self.epoch)
+                if self.epoch % cfg.save_every == 0 or self.epoch == cfg.optim.epochs:
+                    last = self.save(final=self.epoch == cfg.optim.epochs)
+        if self.writer is not None:
+            self.writer.close()
+        return last
+
+    def close(self) -> None:
+        if self.dist.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()

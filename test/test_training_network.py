@@ -1,0 +1,118 @@
+"""The CKD training network: gradient contract of the distillation losses, masking, key layout, init."""
+from __future__ import annotations
+
+import torch
+
+from ckd_ros.model import ModelConfig
+from ckd_ros.training.losses import content_loss, style_loss
+from ckd_ros.training.network import CKDTrainingNet, load_tracking_init
+
+TINY = ModelConfig(embed_dim=32, depth=2, num_heads=2, template_size=32, search_size=64, head_channels=16)
+
+
+def _inputs(b: int = 2, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(b, 3, 32, 32, generator=g), torch.randn(b, 3, 32, 32, generator=g),
+            torch.randn(b, 3, 64, 64, generator=g), torch.randn(b, 3, 64, 64, generator=g))
+
+
+def _mask(b: int = 2) -> torch.Tensor:
+    m = torch.zeros(b, 16, dtype=torch.bool)
+    m[0, [1, 5, 9, 12]] = True
+    m[1, [0, 2, 3, 15]] = True
+    return m
+
+
+def _grads(net: torch.nn.Module, prefix: str) -> list[torch.Tensor]:
+    return [p.grad for n, p in net.named_parameters() if n.startswith(prefix)]
+
+
+def _nonzero(grads: list) -> bool:
+    return any(g is not None and float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_content_loss_does_not_reach_the_teachers_but_reaches_the_students() -> None:
+    torch.manual_seed(0)
+    net = CKDTrainingNet(TINY)
+    out = net(*_inputs(), search_mask=_mask())
+    (f_rgb, f_tir), (g_rgb, g_tir) = out["student_feats"], out["teacher_feats"]
+    (content_loss(f_rgb, g_rgb) + content_loss(f_tir, g_tir)).backward()
+    assert not _nonzero(_grads(net, "teacher_rgb.")) and not _nonzero(_grads(net, "teacher_tir."))
+    assert _nonzero(_grads(net, "rgb_branch.")) and _nonzero(_grads(net, "tir_branch."))
+
+
+def test_style_loss_reaches_both_students_and_no_teacher() -> None:
+    torch.manual_seed(0)
+    net = CKDTrainingNet(TINY)
+    out = net(*_inputs(), search_mask=_mask())
+    style_loss(*out["student_feats"]).backward()
+    assert _nonzero(_grads(net, "rgb_branch.")) and _nonzero(_grads(net, "tir_branch."))
+    assert not _nonzero(_grads(net, "teacher_rgb.")) and not _nonzero(_grads(net, "teacher_tir."))
+
+
+def test_masked_search_positions_are_zeroed_identically_in_both_students_and_teachers_see_everything() -> None:
+    torch.manual_seed(0)
+    net = CKDTrainingNet(TINY)
+    # capture what enters the blocks: embedding after masking and positional embedding
+    seen: dict[str, torch.Tensor] = {}
+    for name in ("rgb_branch", "tir_branch", "teacher_rgb", "teacher_tir"):
+        bb = getattr(net, name)
+        bb.blocks[0].register_forward_pre_hook(lambda m, a, name=name: seen.__setitem__(name, a[0].detach()))
+    mask = _mask()
+    net(*_inputs(), search_mask=mask)
+    n_t = TINY.num_template_tokens
+    for name in ("rgb_branch", "tir_branch"):
+        bb = getattr(net, name)
+        search = seen[name][:, n_t:]
+        pos = bb.pos_embed_x.detach().expand_as(search)
+        # masked positions carry only the positional embedding (patch embedding exactly zero)
+        assert torch.equal(search[mask], pos[mask])
+        assert not torch.allclose(search[~mask], pos[~mask])
+        template = seen[name][:, :n_t]
+        assert not torch.allclose(template, bb.pos_embed_z.detach().expand_as(template))
+    for name in ("teacher_rgb", "teacher_tir"):
+        bb = getattr(net, name)
+        search = seen[name][:, n_t:]
+        pos = bb.pos_embed_x.detach().expand_as(search)
+        assert not torch.isclose(search, pos).all(dim=-1).any()
+
+
+def test_training_state_dict_follows_the_official_layout_and_exports_an_inference_net() -> None:
+    net = CKDTrainingNet(TINY)
+    prefixes = []
+    for k in net.state_dict():
+        p = k.split(".")[0]
+        if not prefixes or prefixes[-1] != p:
+            prefixes.append(p)
+    assert prefixes == ["rgb_branch", "tir_branch", "box_head", "teacher_rgb", "teacher_tir", "box_head_v",
+                        "box_head_i"]
+    assert net.box_head.conv1_ctr[0].weight.shape[1] == 64 and net.box_head_v.conv1_ctr[0].weight.shape[1] == 32
+    inf = net.to_inference().eval()
+    net.eval()
+    x = _inputs()
+    with torch.no_grad():
+        a = inf(*x)["score_map"]
+        b = net(*x, with_teachers=False)["fused"]["score_map"]
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_tracking_checkpoint_init_resizes_positions_and_duplicates_the_head() -> None:
+    src_cfg = ModelConfig(embed_dim=32, depth=2, num_heads=2, template_size=48, search_size=96, head_channels=16)
+    src = CKDTrainingNet(src_cfg)
+    sd = {"backbone." + k: v for k, v in src.teacher_rgb.state_dict().items()}
+    sd.update({"box_head." + k: v for k, v in src.box_head_v.state_dict().items()})
+    sd["backbone.template_segment_pos_embed"] = torch.full((1, 1, 32), 0.5)
+    net = CKDTrainingNet(TINY)
+    report = load_tracking_init(net, {"net": sd})
+    assert "teacher_tir.blocks.1.mlp.fc2.weight" in report["loaded"]
+    for name in ("rgb_branch", "tir_branch", "teacher_rgb", "teacher_tir"):
+        assert torch.equal(getattr(net, name).blocks[0].attn.qkv.weight, src.teacher_rgb.blocks[0].attn.qkv.weight)
+    assert net.rgb_branch.pos_embed_x.shape == (1, 16, 32)
+    # a constant positional table stays constant after resizing; the segment embedding is added in
+    const = torch.ones(1, 9, 32)
+    sd["backbone.pos_embed_z"] = const
+    load_tracking_init(net, {"net": sd})
+    assert torch.allclose(net.teacher_tir.pos_embed_z, torch.full((1, 4, 32), 1.5))
+    w = src.box_head_v.conv1_ctr[0].weight
+    assert torch.equal(net.box_head.conv1_ctr[0].weight, torch.cat([w, w], 1))
+    assert torch.equal(net.box_head_i.conv1_ctr[0].weight, w)
