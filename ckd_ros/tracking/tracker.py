@@ -143,6 +143,7 @@ class CKDTracker:
         self._confident_state: list[float] | None = None
         self._frame_index = -1
         self.last_crops: dict[str, np.ndarray] = {}
+        self.last_thermal: np.ndarray | None = None   # the last thermal frame as the network saw it (8-bit, RGB grid)
 
     # ------------------------------------------------------------------ public API
     @property
@@ -182,6 +183,7 @@ class CKDTracker:
         z_tir, _ = sample_target(thermal8, box, self.config.template_factor, self.template_size, geom)
         self._upload_normalised((z_rgb, z_tir), self._z_u8, self._z)
         self.last_crops = {"template_rgb": z_rgb, "template_thermal": z_tir}
+        self.last_thermal = thermal8
         self._state = box
         self._confident_state = box
         self._frame_index = 0
@@ -212,6 +214,7 @@ class CKDTracker:
         x_tir, _ = sample_target(thermal8, prev, factor, self.search_size, geom)
         self._upload_normalised((x_rgb, x_tir), self._x_u8, self._x)
         self.last_crops = {"search_rgb": x_rgb, "search_thermal": x_tir}
+        self.last_thermal = thermal8
         self._sync()
         t1 = time.perf_counter()
 

@@ -1,0 +1,177 @@
+"""``ckd track``: run the CKD tracker on a sequence folder or a pair of videos.
+
+Writes into ``--output`` (default ``results/track``):
+  ``<name>.txt``         per-frame boxes in the benchmark result format (first line = initial box;
+                         ``--result-format reference`` = the official writer's truncated integers, tab separated)
+  ``<name>_time.txt``    seconds per frame (tracker call only, image reading excluded)
+  ``<name>_scores.txt``  frame, windowed peak score, status
+  ``<name>_overlay.mp4`` (or ``<name>_overlay/`` PNGs) RGB | thermal with the box on both
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _floats(text: str, n: int, what: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} must be {n} numbers, got {text!r}") from None
+    if len(values) != n:
+        raise argparse.ArgumentTypeError(f"{what} must be {n} numbers, got {len(values)}: {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ckd track", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sequence", nargs="?", help="sequence folder (LasHeR, RGBT234, RGBT210, GTOT, VTUAV or "
+                   "rgb/ + thermal/); omit when --rgb-video/--thermal-video are given")
+    p.add_argument("--layout", choices=["lasher", "rgbt234", "rgbt210", "gtot", "vtuav", "plain"],
+                   help="sequence layout (default: detected)")
+    p.add_argument("--rgb-video", help="RGB video file (with --thermal-video)")
+    p.add_argument("--thermal-video", help="thermal video file, frame-synchronised with --rgb-video")
+    p.add_argument("--init-box", type=lambda s: _floats(s, 4, "--init-box"),
+                   help="initial box 'x,y,w,h' (default: the sequence's first ground-truth box)")
+    p.add_argument("--checkpoint", default="", help="CKD checkpoint (official or project format); "
+                   "empty = the model embedded in the package")
+    p.add_argument("--num-heads", type=int, help="attention heads, when the checkpoint embeds no config and "
+                   "its heads are not 64 wide")
+    p.add_argument("--ce-loc", type=lambda s: [int(v) for v in s.replace(",", " ").split()],
+                   help="candidate-elimination blocks, e.g. '3,6,9' (the paper's MCE); default: the checkpoint's")
+    p.add_argument("--ce-keep", type=float, default=0.7, help="keep ratio at every --ce-loc block (0.7)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
+    p.add_argument("--output", default="results/track", help="output folder")
+    p.add_argument("--name", help="result file name (default: the sequence folder / RGB video name)")
+    p.add_argument("--result-format", choices=["reference", "float"], default="reference")
+    p.add_argument("--overlay", choices=["video", "png", "none"], default="video")
+    p.add_argument("--fps", type=float, default=25.0, help="overlay video frame rate")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--thermal-depth", choices=["native", "8bit"], default="native",
+                   help="keep 16-bit/float thermal files for the gain control (native) or reduce on reading")
+    p.add_argument("--gain", choices=["percentile", "minmax", "fixed"], default="percentile",
+                   help="thermal gain control for 16-bit/float thermal (8-bit passes through unchanged)")
+    p.add_argument("--gain-percentiles", type=lambda s: _floats(s, 2, "--gain-percentiles"), default=[1.0, 99.0])
+    p.add_argument("--gain-window", type=lambda s: _floats(s, 2, "--gain-window"),
+                   help="fixed gain window 'min,max' in input units (counts or degrees)")
+    p.add_argument("--homography", help="3x3 thermal->RGB homography file (.txt, .npy, .yaml)")
+    p.add_argument("--on-size-mismatch", choices=["error", "resize"], default="error",
+                   help="what to do when thermal and RGB sizes differ and no homography is given")
+    p.add_argument("--lost-search", action="store_true", help="search a wider region while the target is lost")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _load_net(args: argparse.Namespace):
+    import torch
+
+    from ckd_ros.model import infer_config, load_checkpoint, load_default_model
+    if not args.checkpoint:
+        net = load_default_model(args.device)
+    elif args.num_heads:
+        obj = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+        sd = obj["net"] if isinstance(obj, dict) and "net" in obj else obj
+        net = load_checkpoint(args.checkpoint, infer_config(sd, num_heads=args.num_heads), device=args.device)
+    else:
+        net = load_checkpoint(args.checkpoint, device=args.device)
+    if args.ce_loc is not None:
+        net.set_ce(tuple(args.ce_loc), tuple([args.ce_keep] * len(args.ce_loc)))
+    return net
+
+
+def _open_input(args: argparse.Namespace):
+    from ckd_ros.data import open_sequence, open_video_pair
+    if args.rgb_video or args.thermal_video:
+        if not (args.rgb_video and args.thermal_video):
+            raise ValueError("--rgb-video and --thermal-video go together")
+        if args.sequence:
+            raise ValueError("give either a sequence folder or two videos, not both")
+        return open_video_pair(args.rgb_video, args.thermal_video, init_box=args.init_box)
+    if not args.sequence:
+        raise ValueError("no input: give a sequence folder or --rgb-video and --thermal-video")
+    return open_sequence(args.sequence, args.layout, args.thermal_depth)
+
+
+def _tracker_config(args: argparse.Namespace):
+    from .registration import RegistrationConfig, load_homography
+    from .thermal import ThermalGainConfig
+    from .tracker import LostSearchConfig, TrackerConfig
+    window = args.gain_window or [None, None]
+    if args.gain == "fixed" and args.gain_window is None:
+        raise ValueError("--gain fixed needs --gain-window min,max")
+    return TrackerConfig(
+        thermal_gain=ThermalGainConfig(mode=args.gain, low_percentile=args.gain_percentiles[0],
+                                       high_percentile=args.gain_percentiles[1], window_min=window[0],
+                                       window_max=window[1]),
+        registration=RegistrationConfig(homography=load_homography(args.homography) if args.homography else None,
+                                        on_size_mismatch=args.on_size_mismatch),
+        lost_search=LostSearchConfig(enabled=args.lost_search))
+
+
+def run(args: argparse.Namespace) -> dict[str, Path]:
+    from tqdm import tqdm
+
+    from .overlay import OverlayWriter, draw_overlay
+    from .results import write_boxes, write_times
+    from .runner import track_frames
+    from .tracker import CKDTracker
+
+    sequence = _open_input(args)
+    init_box = args.init_box if args.init_box is not None else sequence.init_box
+    if init_box is None:
+        raise ValueError(f"{sequence.name}: no ground truth to initialise from; give --init-box x,y,w,h")
+    config = _tracker_config(args)
+    tracker = CKDTracker(_load_net(args), config, device=args.device)
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = args.name or sequence.name
+    total = len(sequence) if args.max_frames is None else min(len(sequence), args.max_frames)
+    writer = None if args.overlay == "none" else OverlayWriter(out_dir / f"{name}_overlay", args.overlay, args.fps)
+    truth = getattr(sequence, "ground_truth", None)
+    bar = tqdm(total=total, desc=f"ckd track {name}", unit="frame", disable=args.quiet, file=sys.stderr)
+
+    def on_frame(index, frame, result):
+        bar.update(1)
+        bar.set_postfix(score=f"{result.score:.3f}", status=result.status.value, refresh=False)
+        if writer is not None:
+            gt = truth[index] if truth is not None and index < len(truth) else None
+            writer.write(draw_overlay(frame.rgb, tracker.last_thermal, result.box, result.status, result.score,
+                                      index, gt))
+
+    try:
+        result = track_frames(tracker, sequence, init_box, on_frame, args.max_frames)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    files = {"boxes": write_boxes(out_dir / f"{name}.txt", result.boxes, args.result_format),
+             "times": write_times(out_dir / f"{name}_time.txt", result.times)}
+    scores = out_dir / f"{name}_scores.txt"
+    scores.write_text("# frame,score,status\n" + "".join(
+        f"{i},{s:.6f},{st.value}\n" for i, (s, st) in enumerate(zip(result.scores, result.statuses))))
+    files["scores"] = scores
+    if writer is not None:
+        files["overlay"] = writer.output
+    steps = np.asarray(result.times[1:]) if len(result.times) > 1 else np.asarray(result.times)
+    print(f"{name}: {len(result.boxes)} frames, median {1000 * np.median(steps):.1f} ms/frame, "
+          f"lost in {sum(s.value == 'lost' for s in result.statuses)} frames -> {files['boxes']}")
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
+        print(f"ckd track: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
