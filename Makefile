@@ -22,14 +22,17 @@ ROS_WHEELS := ros-rclpy ros-rmw-fastrtps-cpp ros-std-msgs ros-sensor-msgs ros-ge
 	ros-ament-cmake-include-directories ros-ament-cmake-ros-core catkin-pkg
 
 # What every command below runs with: interfaces installed into the venv are found through it.
+# Fast DDS's LARGE_DATA transport carries full-rate images between processes (see README).
 RUN_ENV := AMENT_PREFIX_PATH=$(VENV_ABS)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),) \
-	ROS_LOG_DIR=$(ROOT)/build/ros_log PYTHONDONTWRITEBYTECODE=1
+	ROS_LOG_DIR=$(ROOT)/build/ros_log PYTHONDONTWRITEBYTECODE=1 \
+	FASTDDS_BUILTIN_TRANSPORTS=$(or $(FASTDDS_BUILTIN_TRANSPORTS),LARGE_DATA)
 
-.PHONY: help setup test test-fast demo bench clean distclean
+.PHONY: help setup test demo bench bench-node bench-tracker clean distclean
 help:
 	@echo "make demo   # set up .venv if needed, then track a sequence through the ROS 2 node over DDS"
 	@echo "make test   # set up .venv if needed, then run the test suite"
-	@echo "make bench  # network forward benchmark on this machine"
+	@echo "make bench  # network forward benchmark on this machine (BENCH_ARGS=...)"
+	@echo "make bench-node  # node latency (image stamp to output receipt) over DDS"
 
 setup: $(STAMP)
 
@@ -77,6 +80,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(RUN_ENV) $(PY) -m ckd_ros.bench $(BENCH_ARGS)
+
+bench-node: $(STAMP)
+	$(RUN_ENV) $(PY) benchmarks/node_latency.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build demo_output .pytest_cache
