@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import cv2
 import numpy as np
 
 GainMode = Literal["percentile", "minmax", "fixed"]
@@ -32,7 +33,7 @@ class ThermalGainConfig:
     window_min: float | None = None      # fixed mode: input value mapped to 0
     window_max: float | None = None      # fixed mode: input value mapped to 255
     smoothing: float = 0.0               # weight of the previous limits, 0 <= s < 1
-    sample_stride: int = 2               # percentiles/min-max of float frames from every n-th pixel per axis
+    sample_stride: int = 2               # percentiles/min-max from every n-th pixel per axis (1 = all)
 
     def validate(self) -> None:
         if self.mode not in ("percentile", "minmax", "fixed"):
@@ -73,17 +74,17 @@ class ThermalGain:
         if image.dtype == np.uint8:
             if thermal.ndim == 3 and thermal.shape[2] == 3:
                 return thermal
-            return np.repeat(image[:, :, None], 3, axis=2)
+            return _to_3_channels(image)
         if image.dtype == np.uint16:
             lo, hi = self._update(self._limits_uint16(image))
             lut = _ramp(np.arange(65536, dtype=np.float64), lo, hi)
-            out = lut[image]
+            out = np.take(lut, image)
         elif image.dtype in (np.float32, np.float64):
             lo, hi = self._update(self._limits_float(image))
             out = _ramp(image, lo, hi)
         else:
             raise TypeError(f"thermal image dtype must be uint8, uint16, float32 or float64, not {image.dtype}")
-        return np.repeat(out[:, :, None], 3, axis=2)
+        return _to_3_channels(out)
 
     def _update(self, limits: tuple[float, float]) -> tuple[float, float]:
         s = self.config.smoothing
@@ -96,10 +97,11 @@ class ThermalGain:
         c = self.config
         if c.mode == "fixed":
             return float(c.window_min), float(c.window_max)
-        if c.mode == "minmax":
+        if c.mode == "minmax":   # all pixels: a subsample would miss the extremes
             return float(image.min()), float(image.max())
-        # Exact percentiles of the whole frame from a histogram: O(pixels), no sort.
-        cdf = np.cumsum(np.bincount(image.ravel(), minlength=65536))
+        # Percentiles from a histogram of every sample_stride-th pixel per axis: O(pixels), no sort.
+        sample = image[::c.sample_stride, ::c.sample_stride]
+        cdf = np.cumsum(np.bincount(sample.ravel(), minlength=65536))
         n = cdf[-1]
         lo = int(np.searchsorted(cdf, c.low_percentile / 100.0 * n, side="left"))
         hi = int(np.searchsorted(cdf, c.high_percentile / 100.0 * n, side="left"))
@@ -109,7 +111,8 @@ class ThermalGain:
         c = self.config
         if c.mode == "fixed":
             return float(c.window_min), float(c.window_max)
-        sample = image[::c.sample_stride, ::c.sample_stride]
+        # minmax looks at every pixel: a subsample would miss the extremes
+        sample = image if c.mode == "minmax" else image[::c.sample_stride, ::c.sample_stride]
         sample = sample[np.isfinite(sample)]
         if sample.size == 0:
             raise ValueError("thermal image has no finite value")
@@ -129,6 +132,10 @@ def _single_channel(thermal: np.ndarray) -> np.ndarray:
         # only for 16-bit/float; 8-bit 3-channel passes through untouched).
         return thermal[:, :, 0]
     raise ValueError(f"thermal image must be HxW, HxWx1 or HxWx3, got shape {thermal.shape}")
+
+
+def _to_3_channels(grey: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB)
 
 
 def _ramp(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
