@@ -47,6 +47,10 @@ class CKDTrainingNet(nn.Module):
         self.box_head_i = CenterHead(config.embed_dim, config.head_channels)
         for bb in (self.rgb_branch, self.tir_branch, self.teacher_rgb, self.teacher_tir):
             _init_vit_(bb)
+            # kept only for the official key layout; never used in the forward. Without gradients DDP does
+            # not wait for them (it would otherwise leave their buckets unreduced)
+            bb.cls_token.requires_grad_(False)
+            bb.pos_embed.requires_grad_(False)
 
     # ---------------------------------------------------------------------------------------------- groups
     def head_parameters(self) -> list[nn.Parameter]:

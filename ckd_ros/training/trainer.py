@@ -39,7 +39,7 @@ def compute_losses(net: nn.Module, batch: dict[str, torch.Tensor], weights: Loss
         args = (batch["template_rgb"], batch["template_tir"], batch["search_rgb"], batch["search_tir"], mask)
         out = inner.forward_mce(*args) if isinstance(inner, CKDTrainingNet) else net(*args)
         total, s = tracking_loss(out["fused"], gt, weights, heat)
-        return total, {"loss": float(total), "iou": float(s["iou"]), "giou": float(s["giou"]),
+        return total, {"loss": float(total.detach()), "iou": float(s["iou"]), "giou": float(s["giou"]),
                        "l1": float(s["l1"]), "focal": float(s["focal"])}
     mask = batch.get("search_mask") if use_mask else None
     out = net(batch["template_rgb"], batch["template_tir"], batch["search_rgb"], batch["search_tir"], mask)
@@ -51,8 +51,8 @@ def compute_losses(net: nn.Module, batch: dict[str, torch.Tensor], weights: Loss
     style = style_loss(f_rgb, f_tir)
     content = content_loss(f_rgb, g_rgb) + content_loss(f_tir, g_tir)
     total = fused + tv + ti + weights.style * style + weights.content * content
-    stats = {"loss": float(total.detach()), "fused": float(fused), "teacher_v": float(tv), "teacher_i": float(ti),
-             "style": float(style), "content": float(content), "iou": float(s["iou"]),
+    stats = {"loss": float(total.detach()), "fused": float(fused.detach()), "teacher_v": float(tv.detach()), "teacher_i": float(ti.detach()),
+             "style": float(style.detach()), "content": float(content.detach()), "iou": float(s["iou"]),
              "iou_v": float(sv["iou"]), "iou_i": float(si["iou"])}
     return total, stats
 
