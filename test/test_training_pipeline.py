@@ -97,3 +97,18 @@ def test_bad_config_is_rejected_with_a_message(tmp_path, capsys) -> None:
     cfg_path.write_text("optim:\n  learning_rate: 1\n")
     assert train_main(["--config", str(cfg_path)]) == 2
     assert "learning_rate" in capsys.readouterr().err
+
+
+def test_benchmark_folders_feed_training_pairs(tmp_path) -> None:
+    from ckd_ros.data.synthetic import write_benchmark
+    from ckd_ros.training.trainer import build_dataset
+
+    scenes = SyntheticConfig(**{**SMALL_SCENES, "num_frames": 6, "target_size": (14.0, 24.0)})
+    write_benchmark(tmp_path / "bench", seeds=[1, 2], conditions=["normal"], layout="lasher", config=scenes)
+    cfg = config_from_dict(_config(tmp_path, data={"kind": "lasher", "root": str(tmp_path / "bench"),
+                                                   "samples_per_epoch": 4, "num_workers": 0}))
+    ds = build_dataset(cfg)
+    sample = ds[3]
+    assert sample["search_rgb"].shape == (3, 64, 64) and torch.isfinite(sample["search_box"]).all()
+    x, y, w, h = sample["search_box"].tolist()
+    assert 0 <= x + w / 2 <= 1 and 0 <= y + h / 2 <= 1

@@ -201,21 +201,22 @@ class SyntheticPairDataset(PairDataset):
 
 
 class SequencePairDataset(PairDataset):
-    """Pairs from benchmark folders read through `ckd_ros.data.sequences` (LasHeR, RGBT234, RGBT210, GTOT,
-    VTUAV, plain). `sequences`: objects with `__len__`, `frame(i) -> (rgb, thermal)` and `boxes` (N, 4);
-    frames with invalid boxes (absent target) are never sampled. The template frame precedes the search frame
-    by at most `max_interval` frames (as in the paper)."""
+    """Pairs from benchmark folders read with `ckd_ros.data.sequences` (LasHeR, RGBT234, RGBT210, GTOT, VTUAV,
+    plain): `Sequence` objects with `ground_truth` (N, 4; NaN where not annotated) and `frame(i)` (8-bit
+    thermal). Frames without a valid box (absent or unannotated target) are never sampled. The search frame
+    follows the template frame by at most `max_interval` frames (as in the paper)."""
 
     def __init__(self, sampling: SamplingConfig, samples_per_epoch: int, sequences: Sequence, seed: int = 0) -> None:
         super().__init__(sampling, samples_per_epoch, seed)
         self.sequences = list(sequences)
         self.valid = []
         for s in self.sequences:
-            boxes = np.asarray(s.boxes, float)
+            gt = getattr(s, "ground_truth", None)
+            boxes = np.zeros((0, 4)) if gt is None else np.asarray(gt, float)
             self.valid.append(np.nonzero([_box_ok(b) for b in boxes])[0])
         self.usable = [i for i, v in enumerate(self.valid) if len(v) >= 2]
         if not self.usable:
-            raise ValueError("no sequence has two frames with a visible target")
+            raise ValueError("no sequence has two frames with a visible, annotated target")
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = self._rng(index)
@@ -224,16 +225,18 @@ class SequencePairDataset(PairDataset):
         t0 = int(rng.choice(valid[:-1]))
         later = valid[(valid > t0) & (valid <= t0 + self.sampling.max_interval)]
         t1 = int(rng.choice(later)) if len(later) else int(valid[valid > t0][0])
-        boxes = np.asarray(seq.boxes, float)
-        f0 = (*_frame(seq, t0), boxes[t0])
-        f1 = (*_frame(seq, t1), boxes[t1])
-        return make_pair(f0, f1, rng, self.sampling)
+        boxes = np.asarray(seq.ground_truth, float)
+        return make_pair((*_frame(seq, t0), boxes[t0]), (*_frame(seq, t1), boxes[t1]), rng, self.sampling)
 
 
 def _frame(seq, i: int) -> tuple[np.ndarray, np.ndarray]:
-    rgb, tir = seq.frame(i)[:2]
+    f = seq.frame(i)
+    rgb, tir = f.rgb, f.thermal
     if tir.ndim == 2:
         tir = np.repeat(tir[..., None], 3, axis=2)
+    if tir.dtype != np.uint8:
+        raise ValueError(f"{getattr(seq, 'name', 'sequence')}: thermal frame {i} is {tir.dtype}, training needs "
+                         "8-bit images (open the benchmark with thermal_depth='8bit')")
     return rgb, tir
 
 

@@ -98,20 +98,10 @@ def build_dataset(cfg: TrainConfig) -> PairDataset:
         lo, hi = d.synthetic_seeds
         return SyntheticPairDataset(cfg.sampling, d.samples_per_epoch, range(lo, hi), d.conditions,
                                     d.synthetic_config(), seed=d.seed)
-    from ckd_ros.data import sequences as seqmod  # written by the tracking layer's data readers
+    from ckd_ros.data.sequences import open_benchmark
 
-    opener = getattr(seqmod, "open_dataset", None) or getattr(seqmod, "load_dataset", None)
-    if opener is None:
-        raise RuntimeError("ckd_ros.data.sequences has no open_dataset(kind, root) reader")
-    seqs = list(opener(d.kind, d.root))
-    if d.sequence_list:
-        wanted = [ln.strip() for ln in Path(d.sequence_list).read_text().splitlines() if ln.strip()]
-        by_name = {getattr(s, "name", str(i)): s for i, s in enumerate(seqs)}
-        missing = [n for n in wanted if n not in by_name]
-        if missing:
-            raise FileNotFoundError(f"{len(missing)} sequences of {d.sequence_list} are not under {d.root}, "
-                                    f"e.g. {missing[:3]}")
-        seqs = [by_name[n] for n in wanted]
+    # the paper reads thermal as an 8-bit, 3-channel image
+    seqs = open_benchmark(d.root, d.sequence_list or None, layout=d.kind, thermal_depth="8bit")
     return SequencePairDataset(cfg.sampling, d.samples_per_epoch, seqs, seed=d.seed)
 
 
