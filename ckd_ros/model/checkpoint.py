@@ -42,8 +42,8 @@ def _read(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # weights_only refuses any global outside torch's tensor allow-list: loading it would execute code
-        detail = str(e).split("\n")[0] if "Unsupported global" not in str(e) else \
-            re.search(r"Unsupported global:[^\n]*", str(e)).group(0)
+        found = re.search(r"Unsupported global:.*?(?=\. Please use|\n|$)", str(e))
+        detail = found.group(0) if found else str(e).split("\n")[0]
         raise CheckpointError(
             f"refusing checkpoint {path}: it is not a plain tensor file; unpickling it would need arbitrary "
             f"Python objects or code, which weights_only loading forbids for safety ({detail})") from e
