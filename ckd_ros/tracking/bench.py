@@ -62,6 +62,7 @@ def bench_size(tracker, size: tuple[int, int], iters: int, warmup: int, thermal_
     return {"size": f"{w}x{h}", "thermal": thermal_dtype, "iters": iters,
             "preprocess_ms": round(float(med[0]), 3), "network_ms": round(float(med[1]), 3),
             "postprocess_ms": round(float(med[2]), 3), "step_ms": round(float(med[3]), 3),
+            "min_preprocess_ms": round(float(a[:, 0].min()), 3), "min_step_ms": round(float(a[:, 3].min()), 3),
             # share from the per-step sums, so that the three parts add up to the whole
             "non_network_share": round(float(np.median((a[:, 0] + a[:, 2]) / a[:, 3])), 4)}
 
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
         print(f"{r['size']:>10} thermal {r['thermal']:<6} step {r['step_ms']:8.2f} ms = preprocess "
               f"{r['preprocess_ms']:7.2f} + network {r['network_ms']:8.2f} + postprocess {r['postprocess_ms']:6.2f}"
-              f"  non-network share {100 * r['non_network_share']:5.1f}%  (median of {r['iters']})")
+              f"  non-network share {100 * r['non_network_share']:5.1f}%  (median of {r['iters']}; "
+              f"fastest step {r['min_step_ms']:.2f} ms, fastest preprocess {r['min_preprocess_ms']:.2f} ms)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"setup": header, "results": results}, f, indent=1)
