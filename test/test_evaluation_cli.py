@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ckd_ros.evaluation.benchmarks import load_benchmark
+from ckd_ros.evaluation.benchmarks import get_rules, load_benchmark
 from ckd_ros.evaluation.cli import eval_main, score_main
 from ckd_ros.evaluation.results import read_box_file
-from ckd_ros.evaluation.runner import EvalConfig, parse_shard, run_benchmark, shard_sequences
+from ckd_ros.evaluation.runner import EvalConfig, benchmark_sequences, parse_shard, run_benchmark, shard_sequences
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -155,3 +155,48 @@ def test_score_cli_scores_a_small_folder_and_prints_the_table(tmp_path, capsys):
     row = (tmp_path / "rep" / "summary.csv").read_text().splitlines()[1].split(",")
     assert row[:2] == ["Mine", "75.0"]  # (1 + 1/2) / 2
     assert not (tmp_path / "rep" / "RGBT234_success.png").exists()
+
+
+def _gtot_sequence(folder: Path, seed: int) -> np.ndarray:
+    """A GTOT-layout sequence (v/, i/, corner ground truth) from the synthetic generator; its x y w h boxes."""
+    synthetic = pytest.importorskip("ckd_ros.data.synthetic", reason="the synthetic generator is not available")
+    plain = synthetic.write_sequence(folder.parent / f"_{folder.name}", synthetic.generate_sequence(
+        seed, "normal", num_frames=3, size=(192, 160)), ext="png")
+    folder.mkdir(parents=True)
+    (plain / "rgb").rename(folder / "v")
+    (plain / "thermal").rename(folder / "i")
+    boxes = np.round(read_box_file(plain / "groundtruth.txt"))
+    corners = "".join(f"{x:.0f} {y:.0f} {x + w:.0f} {y + h:.0f}\n" for x, y, w, h in boxes)
+    (folder / "groundTruth_v.txt").write_text(corners)
+    (folder / "groundTruth_i.txt").write_text(corners)
+    return boxes
+
+
+def test_eval_finds_a_gtot_benchmarks_images_and_starts_from_its_corner_ground_truth(tmp_path):
+    boxes = {name: _gtot_sequence(tmp_path / "GTOT" / name, seed) for seed, name in ((1, "b"), (2, "a"))}
+    (tmp_path / "GTOT" / "no_truth" / "v").mkdir(parents=True)   # images but no ground truth: left out
+    (tmp_path / "GTOT" / "no_truth" / "i").mkdir()
+    found = benchmark_sequences(get_rules("gtot"), tmp_path / "GTOT")
+    assert list(found) == ["a", "b"]
+    for seq, truth in found.values():
+        assert seq.layout == "gtot" and len(seq) == 3
+        frame = seq.frame(2)
+        assert frame.rgb.shape == (160, 192, 3) and frame.thermal.dtype == np.uint8
+        assert np.array_equal(truth.visible, boxes[seq.name])  # GTOT widths: x2 - x1
+    single = benchmark_sequences(get_rules("gtot"), tmp_path / "GTOT" / "a")
+    assert list(single) == ["a"] and single["a"][0].path == tmp_path / "GTOT" / "a"
+    assert list(benchmark_sequences(get_rules("gtot"), tmp_path / "GTOT", shard=(1, 2))) == ["b"]
+
+
+def test_eval_refuses_a_named_sequence_without_ground_truth_or_images(tmp_path):
+    _gtot_sequence(tmp_path / "GTOT" / "a", 1)
+    (tmp_path / "GTOT" / "bare" / "v").mkdir(parents=True)
+    (tmp_path / "GTOT" / "bare" / "i").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no GTOT ground truth for 1 sequences .*'bare'"):
+        benchmark_sequences(get_rules("gtot"), tmp_path / "GTOT", ["a", "bare"])
+    with pytest.raises(FileNotFoundError, match="not folders"):
+        benchmark_sequences(get_rules("gtot"), tmp_path / "GTOT", ["a", "absent"])
+    (tmp_path / "list.txt").write_text("a\nabsent\n")
+    code = eval_main([str(tmp_path / "GTOT"), "-b", "gtot", "-o", str(tmp_path / "out"),
+                      "--sequences", str(tmp_path / "list.txt"), "--no-progress"])
+    assert code == 1 and not list((tmp_path / "out").glob("*.txt"))

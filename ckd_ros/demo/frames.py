@@ -1,61 +1,42 @@
-"""Frame sources for the player: a sequence folder (rgb/ + thermal/ or tir/, groundtruth.txt) or a ROS 2 bag."""
+"""Frame sources for the player: a sequence folder in any layout ``ckd_ros.data`` reads (rgb/ + thermal/,
+LasHeR, RGBT234, RGBT210, GTOT, VTUAV) or a ROS 2 bag."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-RGB_DIRS = ("rgb", "visible", "color")
-THERMAL_DIRS = ("thermal", "tir", "infrared", "ir")
+from ckd_ros.data import open_sequence
 
 
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _find(root: Path, names: tuple[str, ...]) -> Path:
-    for name in names:
-        if (root / name).is_dir():
-            return root / name
-    raise FileNotFoundError(f"{root} has none of the folders {', '.join(names)}")
-
-
-def read_groundtruth(root: Path) -> np.ndarray | None:
-    for name in ("groundtruth.txt", "init.txt", "groundtruth_rect.txt"):
-        path = root / name
-        if path.is_file():
-            rows = [[float(v) for v in line.replace(",", " ").replace("\t", " ").split()]
-                    for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-            return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
-    return None
+def camera_thermal(thermal: np.ndarray) -> np.ndarray:
+    """The thermal image as a thermal camera publishes it: one channel (mono8 / mono16 / 32FC1) when the
+    file was grey (the reader gives 3 equal channels, at the file's depth), RGB only for a colour palette."""
+    if thermal.ndim == 3 and (thermal.dtype != np.uint8
+                              or (np.array_equal(thermal[..., 0], thermal[..., 1])
+                                  and np.array_equal(thermal[..., 0], thermal[..., 2]))):
+        return np.ascontiguousarray(thermal[..., 0])
+    return thermal
 
 
 class FolderSequence:
-    """Pairs of images read lazily, RGB order, thermal as stored (8-bit grey or 16-bit PNG)."""
+    """A sequence folder read lazily through ``ckd_ros.data.open_sequence``: RGB in RGB order, thermal at
+    the file's own depth (8-bit grey or 16-bit PNG) as ``camera_thermal`` sends it."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.rgb_paths = _images(_find(self.root, RGB_DIRS))
-        self.thermal_paths = _images(_find(self.root, THERMAL_DIRS))
-        if not self.rgb_paths or len(self.rgb_paths) != len(self.thermal_paths):
-            raise ValueError(f"{self.root}: {len(self.rgb_paths)} RGB and {len(self.thermal_paths)} thermal images; "
-                             "need the same positive number")
-        self.boxes = read_groundtruth(self.root)
+        self.sequence = open_sequence(root)
+        self.root = self.sequence.path
+        # x y w h per frame, NaN rows where the benchmark does not annotate (VTUAV: 9 frames in 10)
+        self.boxes: np.ndarray | None = self.sequence.ground_truth
+        self.init_box: np.ndarray | None = self.sequence.init_box
 
     def __len__(self) -> int:
-        return len(self.rgb_paths)
+        return len(self.sequence)
 
     def frame(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        bgr = cv2.imread(str(self.rgb_paths[i]), cv2.IMREAD_COLOR)
-        thermal = cv2.imread(str(self.thermal_paths[i]), cv2.IMREAD_UNCHANGED)
-        if bgr is None or thermal is None:
-            raise ValueError(f"cannot read frame {i} of {self.root}")
-        if thermal.ndim == 3:
-            thermal = thermal[..., ::-1]
-        return np.ascontiguousarray(bgr[..., ::-1]), np.ascontiguousarray(thermal)
+        frame = self.sequence.frame(i)
+        return frame.rgb, camera_thermal(frame.thermal)
 
 
 def bag_messages(path: str | Path, rgb_topic: str, thermal_topic: str) -> Iterator[tuple[str, bytes, int]]:

@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                 stamp = probe.publish_pair(rgb, thermal)
                 log.write(json.dumps({"frame": i, "stamp_ns": stamp}) + "\n")
                 log.flush()
-                if i == 0 and args.initialize and seq.boxes is not None:
-                    answer = probe.initialize(seq.boxes[0], stamp_ns=stamp)
+                if i == 0 and args.initialize and seq.init_box is not None:
+                    answer = probe.initialize(seq.init_box, stamp_ns=stamp)
                     print(f"player: ~/initialize on frame 0: {answer.success} {answer.message}", flush=True)
                     start = time.monotonic() - period
                 time.sleep(max(0.0, start + (i + 1) * period - time.monotonic()))

