@@ -42,3 +42,23 @@ def test_history_finds_recent_pairs_by_stamp_and_forgets_old_ones():
     assert history.newest().stamp_ns == 4 and history.span() == (2, 4)
     with pytest.raises(ValueError):
         PairHistory(0)
+
+
+def test_an_initialise_request_for_a_frame_still_in_flight_waits_for_it():
+    history = PairHistory(4)
+    history.add(pair(100))
+    late = pair(200)
+    threading.Timer(0.2, history.add, args=(late,)).start()
+    started = time.monotonic()
+    assert history.wait_for(200, timeout=5.0) is late
+    assert 0.1 < time.monotonic() - started < 4.0
+
+
+def test_a_frame_older_than_the_newest_held_is_not_waited_for():
+    history = PairHistory(4)
+    history.add(pair(300))
+    started = time.monotonic()
+    assert history.wait_for(250, timeout=5.0) is None
+    assert history.wait_for(300, timeout=5.0).stamp_ns == 300
+    assert time.monotonic() - started < 1.0
+    assert PairHistory(2).wait_for(1, timeout=0.05) is None

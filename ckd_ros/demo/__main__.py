@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             node_params["initial_box"] = [float(v) for v in args.initial_box]
     node = NodeProcess(args.domain_id, out / "tracker_node.log", node_params, remaps=remaps)
     procs: list[subprocess.Popen] = []
-    print(f"demo: ROS_DOMAIN_ID={args.domain_id}, FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA; starting tracker node, "
-          "recorder and player processes", flush=True)
+    print(f"demo: ROS_DOMAIN_ID={args.domain_id}, FASTDDS_DEFAULT_PROFILES_FILE={env['FASTDDS_DEFAULT_PROFILES_FILE']}; "
+          "starting tracker node, recorder and player processes", flush=True)
     try:
         node.start()
         recorder = subprocess.Popen([py, "-m", "ckd_ros.demo.recorder", "--output", str(out), "--domain-id",
@@ -107,6 +107,8 @@ def _summarise(out: Path, boxes: np.ndarray | None) -> int:
         if (out / "published.jsonl").exists() else []
     results = [json.loads(line) for line in (out / "targets.jsonl").read_text().splitlines()] \
         if (out / "targets.jsonl").exists() else []
+    diagnostics_path = out / "node_diagnostics.json"
+    diagnostics = json.loads(diagnostics_path.read_text()) if diagnostics_path.exists() else {}
     frame_of = {p["stamp_ns"]: p["frame"] for p in published if "stamp_ns" in p}
     detections = [r for r in results if r["status"] in (1, 2)]
     latencies = np.array([(r["receipt_ns"] - r["stamp_ns"]) * 1e-9 for r in results], dtype=float)
@@ -120,6 +122,11 @@ def _summarise(out: Path, boxes: np.ndarray | None) -> int:
             ious = overlap(np.array([p for p, _ in pairs]), np.array([g for _, g in pairs]))
     summary = {
         "frames_published": len(published),
+        # what reached the node: well below frames_published means frames lost in transport
+        "node_rgb_received": int(diagnostics["rgb_received"]) if "rgb_received" in diagnostics else None,
+        "node_thermal_received": int(diagnostics["thermal_received"]) if "thermal_received" in diagnostics else None,
+        "node_pairs_synchronised": (int(diagnostics["pairs_synchronised"]) if "pairs_synchronised" in diagnostics
+                                    else None),
         "pairs_processed": len(results),
         "detections": len(detections),
         "mean_iou": float(np.mean(ious)) if ious.size else None,

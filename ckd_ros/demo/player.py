@@ -39,20 +39,34 @@ def main(argv: list[str] | None = None) -> int:
                 return _play_bag(args, probe, log)
             from .frames import FolderSequence
             seq = FolderSequence(args.sequence)
-            start = time.monotonic()
+            due = time.monotonic()
             for i in range(len(seq)):
                 rgb, thermal = seq.frame(i)
+                # like a camera: a frame read late goes out late, never in a catch-up burst (a burst of
+                # 1080p frames overruns the transport and the best-effort subscriber loses them)
+                time.sleep(max(0.0, due - time.monotonic()))
                 stamp = probe.publish_pair(rgb, thermal)
                 log.write(json.dumps({"frame": i, "stamp_ns": stamp}) + "\n")
                 log.flush()
                 if i == 0 and args.initialize and seq.init_box is not None:
-                    answer = probe.initialize(seq.init_box, stamp_ns=stamp)
-                    print(f"player: ~/initialize on frame 0: {answer.success} {answer.message}", flush=True)
-                    start = time.monotonic() - period
-                time.sleep(max(0.0, start + (i + 1) * period - time.monotonic()))
+                    _initialize(probe, seq.init_box, rgb, thermal, stamp)
+                due = max(due + period, time.monotonic())
+        return 0
         return 0
     finally:
         probe.close()
+
+
+def _initialize(probe, box, rgb, thermal, stamp: int, attempts: int = 3) -> bool:
+    """~/initialize on the frame with ``stamp``. A best-effort camera topic may lose that very frame (the
+    node then answers that it holds no such frame): send the same frame, same stamp, again and retry."""
+    for attempt in range(1, attempts + 1):
+        answer = probe.initialize(box, stamp_ns=stamp)
+        print(f"player: ~/initialize on frame 0 (attempt {attempt}): {answer.success} {answer.message}", flush=True)
+        if answer.success:
+            return True
+        probe.publish_pair(rgb, thermal, stamp_ns=stamp)
+    return False
 
 
 def _play_bag(args: argparse.Namespace, probe, log) -> int:

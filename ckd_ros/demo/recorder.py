@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
                     cv2.imwrite(str(overlay / f"{stamp}.png"), rgb_to_array(item.msg)[..., ::-1])
                     item.msg = None  # free the pixels
                 done_images += len(images)
+                status = _tracker_status(probe)
+                if status is not None:
+                    (args.output / "node_diagnostics.json").write_text(json.dumps(status, indent=1) + "\n")
                 if time.monotonic() - last_print > 1.0:
                     last_print = time.monotonic()
                     tracking = sum(1 for r in probe.recording.target if r.msg.status == 1)
@@ -57,6 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         probe.close()
     return 0
+
+
+def _tracker_status(probe) -> dict[str, str] | None:
+    """Key/values of the tracker's newest /diagnostics status, or None when none arrived yet."""
+    for item in reversed(probe.recording.diagnostics[-5:]):
+        for status in item.msg.status:
+            if status.name.startswith(probe.tracker):
+                return {kv.key: kv.value for kv in status.values}
+    return None
 
 
 if __name__ == "__main__":

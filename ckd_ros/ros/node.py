@@ -44,10 +44,17 @@ DEFAULT_NODE_NAME = "ckd_tracker"
 STATUS_CODES = {"uninitialized": TargetState.UNINITIALIZED, "tracking": TargetState.TRACKING,
                 "lost": TargetState.LOST}
 _THROTTLE_S = 5.0
+# ~/initialize with a stamp newer than every held frame waits this long for that frame to arrive
+_INIT_FRAME_WAIT_S = 2.0
 
 
 def _stamp_ns(stamp: Any) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def _stamp_text(stamp_ns: int) -> str:
+    """Exact seconds.nanoseconds (a float loses the last digits of an epoch stamp)."""
+    return f"{stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d}"
 
 
 def _message_filters() -> Any | None:
@@ -485,13 +492,15 @@ class TrackerNode(LifecycleNode):
                 if pair is None:
                     problem = "no synchronised RGB + thermal pair received yet (is the node active and are both cameras publishing?)"
             else:
-                pair = self._history.find(stamp)
+                pair = self._history.wait_for(stamp, _INIT_FRAME_WAIT_S)
                 if pair is None:
                     span = self._history.span()
-                    held = (f"frames held: {span[0] * 1e-9:.3f} .. {span[1] * 1e-9:.3f}" if span
+                    held = (f"frames held: {_stamp_text(span[0])} .. {_stamp_text(span[1])}" if span
                             else "no frames held")
-                    problem = (f"no frame with stamp {stamp * 1e-9:.9f} in the recent history ({held}); "
-                               "send a zero stamp for the newest frame")
+                    problem = (f"no frame with stamp {_stamp_text(stamp)} in the recent history ({held}, waited "
+                               f"{_INIT_FRAME_WAIT_S:g} s for it); was the frame lost in transport (large images "
+                               "need the shared-memory profile, see config/tracker.yaml)? "
+                               "Send a zero stamp for the newest frame")
         if problem is None:
             problem = params.box_image_error(box, int(pair.rgb.width), int(pair.rgb.height))
         if problem is None:

@@ -9,6 +9,7 @@ drawn on.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -71,11 +72,12 @@ class PairHistory:
         if size < 1:
             raise ValueError(f"history size must be >= 1, got {size}")
         self._pairs: deque[ImagePair] = deque(maxlen=size)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
 
     def add(self, pair: ImagePair) -> None:
         with self._lock:
             self._pairs.append(pair)
+            self._lock.notify_all()
 
     def newest(self) -> ImagePair | None:
         with self._lock:
@@ -87,6 +89,26 @@ class PairHistory:
                 if pair.stamp_ns == stamp_ns:
                     return pair
             return None
+
+    def wait_for(self, stamp_ns: int, timeout: float) -> ImagePair | None:
+        """The pair with ``stamp_ns``, waiting up to ``timeout`` s while it may still be in flight.
+
+        A service request is a few bytes and can overtake the image it refers to (a 1080p frame takes tens
+        of ms between processes, more on a loaded machine). Waits only while nothing at or after
+        ``stamp_ns`` is held: once a later frame has arrived, the requested one is not coming.
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._lock:
+            while True:
+                for pair in reversed(self._pairs):
+                    if pair.stamp_ns == stamp_ns:
+                        return pair
+                if self._pairs and self._pairs[-1].stamp_ns > stamp_ns:
+                    return None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._lock.wait(left)
 
     def span(self) -> tuple[int, int] | None:
         """(oldest, newest) stamps held, for error messages."""
