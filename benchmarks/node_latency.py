@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -31,8 +32,12 @@ def main() -> int:
 
     from ckd_ros.data.synthetic import generate_sequence
     from ckd_ros.model import default_checkpoint_path, load_checkpoint
-    from ckd_ros.ros.harness import NodeProcess, Probe
+    from ckd_ros.ros.harness import NodeProcess, Probe, large_images_profile
     from ckd_ros.tracking import CKDTracker
+
+    # this process publishes the camera images: the same Fast DDS profile as the node (read by the first
+    # participant of the process, which is the probe below)
+    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(large_images_profile()))
 
     checkpoint = args.checkpoint or str(default_checkpoint_path())
     seq = generate_sequence(5, "normal", num_frames=60, size=tuple(args.size))
@@ -68,7 +73,7 @@ def main() -> int:
     latencies = np.array([(r.receipt_ns - (r.msg.header.stamp.sec * 10**9 + r.msg.header.stamp.nanosec)) * 1e-9
                           for r in received[3:]])
     result = {
-        "device": args.device, "reliable": args.reliable, "image_size": list(args.size), "fps": args.fps, "pairs_sent": sent,
+        "fastdds_profile": os.environ["FASTDDS_DEFAULT_PROFILES_FILE"], "device": args.device, "reliable": args.reliable, "image_size": list(args.size), "fps": args.fps, "pairs_sent": sent,
         "results_received": len(received), "pairs_dropped": int(diagnostics.get("pairs_dropped", -1)),
         "tracker_step_median_ms": 1e3 * float(np.median(steps)),
         "tracker_step_p95_ms": 1e3 * float(np.percentile(steps, 95)),
