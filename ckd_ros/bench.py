@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 
 from ckd_ros.model import CKDNet, ModelConfig, ctr_point_mask, seeded_state_dict
-from ckd_ros.model.fast import optimize
+from ckd_ros.model.fast import build_paths, with_ce_schedule
 from ckd_ros.model.flops import forward_flops
 
 WEIGHT_SEED, INPUT_SEED = 2024, 2025  # the reference vectors' ViT-B seeds (WEIGHTS.md)
@@ -39,7 +39,8 @@ class Row:
     gflop: float
     gflops: float
     vs_matmul: float
-    peak_mib: float
+    weights_mib: float
+    act_peak_mib: float
     max_dev_maps: float  # max |Δ| over score/size/offset maps vs the exact float32 forward
     max_dev_box_px: float  # max |Δ| of pred_boxes in pixels of the 256-px search crop
     iters: int
@@ -51,62 +52,58 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _rss_kib(field_name: str) -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    import resource
+def activation_peak_mib(fn: Callable[[], object], device: torch.device) -> float:
+    """Peak of the memory a forward allocates on top of what exists before it (activations, workspaces).
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def _reset_peak(device: torch.device) -> float:
-    """Reset the peak-memory counter; returns the current level (MiB) to subtract."""
+    CUDA: the caching allocator's max_memory_allocated. CPU: the profiler's allocation records (the CPU
+    allocator reports each allocation on its op and each free as a [memory] event), replayed in time order;
+    RSS cannot show this once malloc has cached the first call's memory."""
     if device.type == "cuda":
+        torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-        return torch.cuda.memory_allocated(device) / 2 ** 20
-    try:  # Linux: writing 5 resets VmHWM to the current RSS
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-    return _rss_kib("VmRSS") / 1024
-
-
-def _peak(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    return _rss_kib("VmHWM") / 1024
-
-
-def time_fn(fn: Callable[[], object], device: torch.device, iters: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
+        before = torch.cuda.memory_allocated(device)
         fn()
-    _sync(device)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2 ** 20
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return times
+    events = []
+    for e in prof.events():
+        if e.name == "[memory]":
+            events.append((e.time_range.start, 1, e.cpu_memory_usage))
+        elif e.self_cpu_memory_usage:
+            events.append((e.time_range.start, 0, e.self_cpu_memory_usage))
+    current = peak = 0
+    for _, _, delta in sorted(events):
+        current += delta
+        peak = max(peak, current)
+    return peak / 2 ** 20
+
+
+def weights_mib(mod: torch.nn.Module) -> float:
+    """Bytes of a module's state (int8 packed weights count one byte per value)."""
+    def size(v: object) -> int:
+        if isinstance(v, torch.Tensor):
+            return v.numel() * v.element_size()
+        if isinstance(v, (tuple, list)):
+            return sum(size(x) for x in v)
+        return 0
+
+    seen: set[int] = set()
+    total = 0
+    for v in mod.state_dict(keep_vars=True).values():
+        key = id(v)
+        if key not in seen:
+            seen.add(key)
+            total += size(v)
+    return total / 2 ** 20
 
 
 def p90(xs: list[float]) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, math.ceil(0.9 * len(s)) - 1)]
-
-
-def matmul_rate(device: torch.device, iters: int) -> float:
-    """Median GFLOP/s of a 2048x2048 float32 matmul."""
-    a = torch.randn(2048, 2048, device=device)
-    b = torch.randn(2048, 2048, device=device)
-    times = time_fn(lambda: a @ b, device, iters, warmup=2)
-    return 2 * 2048 ** 3 / statistics.median(times) / 1e9
 
 
 def paths_for(device: torch.device) -> list[str]:
@@ -122,44 +119,70 @@ def seeded_inputs(config: ModelConfig, device: torch.device) -> list[torch.Tenso
 
 def run(device: torch.device, iters: int, warmup: int, paths: list[str], compile: bool = False,
         config: ModelConfig | None = None, log: Callable[[str], None] = print) -> dict:
-    config = config or ModelConfig()
+    """Every variant is timed round-robin (one call each per round, the matmul included) so that load from
+    other processes hits all of them alike and the ratios stay meaningful on a shared machine."""
+    config = (config or ModelConfig()).without_ce()
     t0 = time.perf_counter()
     net = CKDNet(config)
     net.load_state_dict(seeded_state_dict(config, WEIGHT_SEED))
     net = net.to(device).eval()
     inputs = seeded_inputs(config, device)
-    log(f"# built ViT-B CKDNet with seeded weights in {time.perf_counter() - t0:.1f} s")
-    rate = matmul_rate(device, iters=max(5, iters))
-    log(f"# fp32 matmul 2048x2048: {rate:.1f} GFLOP/s")
-    rows: list[Row] = []
-    for ce_name, cfg in (("off", config.without_ce()), ("MCE", ModelConfig.paper_mce(**{
-            k: v for k, v in config.to_dict().items() if k not in ("ce_loc", "ce_keep_ratio")}))):
-        net.set_ce(cfg.ce_loc, cfg.ce_keep_ratio)
+    base = build_paths(net, paths)
+    log(f"# built ViT-B CKDNet (seeded weights) and paths {paths} in {time.perf_counter() - t0:.1f} s")
+    mce_cfg = config.with_ce((3, 6, 9), 0.7)
+    variants = []  # (path, ce name, config, module, mask)
+    for ce_name, cfg in (("off", config), ("MCE", mce_cfg)):
         mask = ctr_point_mask(cfg, 1, device) if cfg.ce_loc else None
-        with torch.inference_mode():
-            ref = net(*inputs, ce_template_mask=mask)
-        flop = forward_flops(cfg)
         for path in paths:
-            mod = optimize(net, path, compile=compile and path != "exact",
-                           compile_mode="reduce-overhead" if device.type == "cuda" else None)
-            with torch.inference_mode():
-                fn = lambda: mod(*inputs, ce_template_mask=mask)  # noqa: E731
-                out = ref if path == "exact" else fn()  # also the first warm-up call
-                dev_maps = max(float((out[k].float() - ref[k].float()).abs().max())
-                               for k in ("score_map", "size_map", "offset_map"))
-                dev_box = float((out["pred_boxes"].float() - ref["pred_boxes"].float()).abs().max()) * \
-                    cfg.search_size
-                gc.collect()
-                base = _reset_peak(device)
-                times = time_fn(fn, device, iters, warmup)
-                peak = _peak(device) - base
-            med = statistics.median(times)
-            row = Row(path=path, ce=ce_name, median_ms=med * 1e3, p90_ms=p90(times) * 1e3, fps=1 / med,
-                      gflop=flop / 1e9, gflops=flop / med / 1e9, vs_matmul=flop / med / 1e9 / rate,
-                      peak_mib=max(0.0, peak), max_dev_maps=dev_maps, max_dev_box_px=dev_box, iters=iters)
-            rows.append(row)
-            log(f"# {path:>5} CE {ce_name:<3}: median {row.median_ms:.1f} ms")
-            del mod
+            mod = with_ce_schedule(base[path], cfg)
+            if compile and path != "exact":
+                mod = torch.compile(mod, mode="reduce-overhead" if device.type == "cuda" else None)
+            variants.append((path, ce_name, cfg, mod, mask))
+    a = torch.randn(2048, 2048, device=device)
+    b = torch.randn(2048, 2048, device=device)
+    calls = [lambda: a @ b] + [(lambda m=m, k=k: m(*inputs, ce_template_mask=k)) for _, _, _, m, k in variants]
+    dev: dict[tuple[str, str], tuple[float, float]] = {}
+    memory: dict[tuple[str, str], tuple[float, float]] = {}
+    with torch.inference_mode():
+        refs = {}
+        for path, ce_name, cfg, mod, mask in variants:  # deviation check, doubles as the first warm-up
+            out = mod(*inputs, ce_template_mask=mask)
+            if ce_name not in refs:
+                refs[ce_name] = out if path == "exact" else \
+                    with_ce_schedule(net, cfg)(*inputs, ce_template_mask=mask)
+            ref = refs[ce_name]
+            dev[(path, ce_name)] = (
+                max(float((out[k].float() - ref[k].float()).abs().max()) for k in ("score_map", "size_map",
+                                                                                   "offset_map")),
+                float((out["pred_boxes"].float() - ref["pred_boxes"].float()).abs().max()) * cfg.search_size)
+            memory[(path, ce_name)] = (weights_mib(base[path]),
+                                       activation_peak_mib(lambda: mod(*inputs, ce_template_mask=mask), device))
+        del refs
+        log(f"# deviation check done; timing {len(calls)} calls x {warmup} warm-up + {iters} rounds")
+        times: list[list[float]] = [[] for _ in calls]
+        gc.collect()
+        for r in range(warmup + iters):
+            for i, fn in enumerate(calls):
+                t = time.perf_counter()
+                fn()
+                _sync(device)
+                dt = time.perf_counter() - t
+                if r >= warmup:
+                    times[i].append(dt)
+            if r >= warmup:
+                log(f"# round {r - warmup + 1}/{iters}: " + ", ".join(f"{v[0]}/{v[1]} {times[i + 1][-1] * 1e3:.0f}"
+                                                                     for i, v in enumerate(variants)) + " ms")
+    rate = 2 * 2048 ** 3 / statistics.median(times[0]) / 1e9
+    rows: list[Row] = []
+    for i, (path, ce_name, cfg, _, _) in enumerate(variants):
+        ts = times[i + 1]
+        med = statistics.median(ts)
+        flop = forward_flops(cfg)
+        rows.append(Row(path=path, ce=ce_name, median_ms=med * 1e3, p90_ms=p90(ts) * 1e3, fps=1 / med,
+                        gflop=flop / 1e9, gflops=flop / med / 1e9, vs_matmul=flop / med / 1e9 / rate,
+                        weights_mib=memory[(path, ce_name)][0],
+                        act_peak_mib=memory[(path, ce_name)][1], max_dev_maps=dev[(path, ce_name)][0],
+                        max_dev_box_px=dev[(path, ce_name)][1], iters=iters))
     return {"device": str(device), "device_name": device_name(device), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "matmul_gflops": rate, "rows": [asdict(r) for r in rows]}
 
@@ -176,7 +199,7 @@ def device_name(device: torch.device) -> str:
     return f"{name}, {os.cpu_count()} logical CPUs"
 
 
-COLUMNS = ("path", "CE", "median ms", "p90 ms", "FPS", "GFLOP", "GFLOP/s", "x matmul", "peak MiB",
+COLUMNS = ("path", "CE", "median ms", "p90 ms", "FPS", "GFLOP", "GFLOP/s", "x matmul", "weights MiB", "act. peak MiB",
            "max dev maps", "max dev box px")
 
 
@@ -187,7 +210,8 @@ def format_table(result: dict) -> str:
              "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
     for r in result["rows"]:
         lines.append(f"| {r['path']} | {r['ce']} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | {r['fps']:.2f} | "
-                     f"{r['gflop']:.1f} | {r['gflops']:.1f} | {r['vs_matmul']:.3f} | {r['peak_mib']:.0f} | "
+                     f"{r['gflop']:.1f} | {r['gflops']:.1f} | {r['vs_matmul']:.3f} | {r['weights_mib']:.0f} | "
+                     f"{r['act_peak_mib']:.1f} | "
                      f"{r['max_dev_maps']:.2e} | {r['max_dev_box_px']:.2e} |")
     by = {(r["path"], r["ce"]): r for r in result["rows"]}
     lines.append("")
@@ -227,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     iters = args.iters or (2 if args.short else 20)
     warmup = args.warmup if args.warmup is not None else (0 if args.short else 2)
+    if args.compile and not args.short:
+        warmup = max(warmup, 3)  # compiled graphs (and CUDA graphs) are recorded during the first calls
     paths = args.paths.split(",") if args.paths else paths_for(device)
     bad = [p for p in paths if p not in ("exact", "fp32", "int8", "bf16", "fp16")]
     if bad:

@@ -41,9 +41,9 @@ def test_short_benchmark_prints_latency_fps_memory_and_ratios_for_every_path(tmp
                                                     for ce in ("off", "MCE")}
     for r in rows:
         median, p90, fps = float(r["median ms"]), float(r["p90 ms"]), float(r["FPS"])
-        assert 0 < median <= p90 and fps == pytest.approx(1000 / median, rel=0.02)
+        assert 0 < median <= p90 and fps == pytest.approx(1000 / median, rel=0.02, abs=0.006)
         assert float(r["GFLOP"]) == pytest.approx(123.1 if r["CE"] == "off" else 90.0, abs=0.1)
-        assert float(r["peak MiB"]) >= 0 and float(r["x matmul"]) > 0
+        assert float(r["weights MiB"]) > 100 and float(r["act. peak MiB"]) > 0 and float(r["x matmul"]) > 0
     exact = [r for r in rows if r["path"] == "exact"]
     assert all(float(r["max dev maps"]) == 0.0 for r in exact)
     assert "MCE / CE-off" in text and "fp32 / exact" in text and "int8 / exact" in text

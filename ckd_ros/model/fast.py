@@ -272,3 +272,35 @@ def optimize(net: CKDNet, precision: str = "fp32", compile: bool = False,
         mod = torch.compile(mod, mode=compile_mode)
         mod.config = config
     return mod
+
+
+def build_paths(net: CKDNet, precisions: list[str] | tuple[str, ...]) -> dict[str, nn.Module]:
+    """Several paths at once; fp32 / bf16 / fp16 share one stacked copy of the weights."""
+    device = next(net.parameters()).device
+    mods: dict[str, nn.Module] = {}
+    stacked = None
+    for p in precisions:
+        if p in ("fp32", "bf16", "fp16"):
+            if p == "fp16" and device.type == "cpu":
+                raise ValueError("fp16 autocast is for CUDA; use bf16 (or int8) on the CPU")
+            stacked = stacked or StackedCKD(net.eval(), channels_last=device.type == "cuda").to(device).eval()
+            mods[p] = stacked if p == "fp32" else \
+                _Autocast(stacked, device.type, torch.bfloat16 if p == "bf16" else torch.float16)
+        else:
+            mods[p] = optimize(net, p)
+    return mods
+
+
+def with_ce_schedule(mod: nn.Module, config) -> nn.Module:
+    """A shallow copy of a CKDNet / fast-path module sharing all weights, with another candidate-elimination
+    schedule (``config`` must describe the same architecture)."""
+    if not config.same_architecture(mod.config):
+        raise ValueError("with_ce_schedule only changes the elimination schedule, not the architecture")
+    new = copy.copy(mod)
+    new.__dict__["_modules"] = dict(mod._modules)  # so that re-targeting children leaves `mod` untouched
+    new.config = config
+    for name in ("inner", "net"):
+        child = mod._modules.get(name)
+        if child is not None and hasattr(child, "config"):
+            new._modules[name] = with_ce_schedule(child, config)
+    return new
