@@ -22,10 +22,12 @@ ROS_WHEELS := ros-rclpy ros-rmw-fastrtps-cpp ros-std-msgs ros-sensor-msgs ros-ge
 	ros-ament-cmake-include-directories ros-ament-cmake-ros-core catkin-pkg
 
 # What every command below runs with: interfaces installed into the venv are found through it.
-# Fast DDS's LARGE_DATA transport carries full-rate images between processes (see README).
+# Images between processes: Fast DDS's default 512 KiB shared-memory segment silently loses large
+# best-effort frames; the package's profile gives 32 MiB (see README). A user's own profile is kept.
 RUN_ENV := AMENT_PREFIX_PATH=$(VENV_ABS)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),) \
 	ROS_LOG_DIR=$(ROOT)/build/ros_log PYTHONDONTWRITEBYTECODE=1 \
-	FASTDDS_BUILTIN_TRANSPORTS=$(or $(FASTDDS_BUILTIN_TRANSPORTS),LARGE_DATA)
+	FASTDDS_BUILTIN_TRANSPORTS=$(or $(FASTDDS_BUILTIN_TRANSPORTS),LARGE_DATA) \
+	FASTDDS_DEFAULT_PROFILES_FILE=$(or $(FASTDDS_DEFAULT_PROFILES_FILE),$(ROOT)/ckd_ros/ros/fastdds_large_images.xml)
 
 .PHONY: help setup test demo bench bench-node bench-tracker clean distclean
 help:

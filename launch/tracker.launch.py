@@ -3,8 +3,10 @@
     ros2 launch ckd_ros tracker.launch.py namespace:=drone1 rgb_topic:=/drone1/camera/color/image_raw \
         thermal_topic:=/drone1/thermal/image_raw device:=cuda:0
 
-Works on Humble, Jazzy and Kilted. For full image rate between processes on one machine set
-FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA (Fast DDS) before launching.
+Works on Humble, Jazzy and Kilted. Large images between processes on one machine (Fast DDS): export
+FASTDDS_DEFAULT_PROFILES_FILE=<ckd_ros python package>/ros/fastdds_large_images.xml in every process of
+the image path, camera driver included, before launching; Fast DDS's default 512 KiB shared-memory
+segment silently loses most best-effort 1080p frames (see that file and the README).
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
