@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
