@@ -73,7 +73,7 @@ class TrainConfig:
     save_every: int = 1  # epochs
     log_every: int = 10  # steps
     seed: int = 42
-    export_inference: str = ""  # also write a teacher-free inference checkpoint here at the end
+    export_inference: str = ""  # at the end also write a teacher-free inference checkpoint (relative: in output_dir)
 
     def __post_init__(self) -> None:
         if self.stage not in ("distill", "mce"):

@@ -213,7 +213,9 @@ class Trainer:
         save_checkpoint(self.net.state_dict(), path, self.net.config, **self._state())
         save_checkpoint(self.net.state_dict(), self.ckpt_dir / "last.pth.tar", self.net.config, **self._state())
         if final and self.cfg.export_inference:
-            save_checkpoint(self.net.inference_state_dict(), self.cfg.export_inference, self.net.config,
+            export = Path(self.cfg.export_inference)
+            export = export if export.is_absolute() else self.out / export
+            save_checkpoint(self.net.inference_state_dict(), export, self.net.config,
                             epoch=self.epoch, train_config=self.cfg.to_dict())
         return path
 
