@@ -52,7 +52,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def activation_peak_mib(fn: Callable[[], object], device: torch.device) -> float:
+def activation_peak_mib(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
     """Peak of the memory a forward allocates on top of what exists before it (activations, workspaces).
 
     CUDA: the caching allocator's max_memory_allocated. CPU: the profiler's allocation records (the CPU
@@ -62,13 +62,13 @@ def activation_peak_mib(fn: Callable[[], object], device: torch.device) -> float
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
-        fn()
+        result = fn()
         torch.cuda.synchronize(device)
-        return (torch.cuda.max_memory_allocated(device) - before) / 2 ** 20
+        return (torch.cuda.max_memory_allocated(device) - before) / 2 ** 20, result
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
+        result = fn()
     events = []
     for e in prof.events():
         if e.name == "[memory]":
@@ -79,7 +79,7 @@ def activation_peak_mib(fn: Callable[[], object], device: torch.device) -> float
     for _, _, delta in sorted(events):
         current += delta
         peak = max(peak, current)
-    return peak / 2 ** 20
+    return peak / 2 ** 20, result
 
 
 def weights_mib(mod: torch.nn.Module) -> float:
@@ -145,8 +145,9 @@ def run(device: torch.device, iters: int, warmup: int, paths: list[str], compile
     memory: dict[tuple[str, str], tuple[float, float]] = {}
     with torch.inference_mode():
         refs = {}
-        for path, ce_name, cfg, mod, mask in variants:  # deviation check, doubles as the first warm-up
-            out = mod(*inputs, ce_template_mask=mask)
+        for path, ce_name, cfg, mod, mask in variants:  # memory + deviation check, also the first warm-up
+            peak, out = activation_peak_mib(lambda: mod(*inputs, ce_template_mask=mask), device)
+            memory[(path, ce_name)] = (weights_mib(base[path]), peak)
             if ce_name not in refs:
                 refs[ce_name] = out if path == "exact" else \
                     with_ce_schedule(net, cfg)(*inputs, ce_template_mask=mask)
@@ -155,8 +156,6 @@ def run(device: torch.device, iters: int, warmup: int, paths: list[str], compile
                 max(float((out[k].float() - ref[k].float()).abs().max()) for k in ("score_map", "size_map",
                                                                                    "offset_map")),
                 float((out["pred_boxes"].float() - ref["pred_boxes"].float()).abs().max()) * cfg.search_size)
-            memory[(path, ce_name)] = (weights_mib(base[path]),
-                                       activation_peak_mib(lambda: mod(*inputs, ce_template_mask=mask), device))
         del refs
         log(f"# deviation check done; timing {len(calls)} calls x {warmup} warm-up + {iters} rounds")
         times: list[list[float]] = [[] for _ in calls]
