@@ -46,7 +46,7 @@ def test_every_parameter_has_a_description_a_stage_and_a_valid_default():
 
 @pytest.mark.parametrize("name,value,fragment", [
     ("device", "gpu", "auto, cpu, cuda"),
-    ("precision", "int8", "float32"),
+    ("precision", "float32", "exact"),
     ("thermal.gain_mode", "agc", "percentile"),
     ("initial_box", [1.0, 2.0, 3.0], "4 numbers"),
     ("initial_box", [1.0, 2.0, 0.0, 5.0], "at least 1 pixel"),

@@ -77,7 +77,6 @@ class TrackerNode(LifecycleNode):
         self._tracker: Any = None
         self._debug_gain: Any = None
         self._debug_register: Any = None
-        self._autocast: tuple[str, Any] | None = None
         self._device = "cpu"
         self._track_id = ""
         self._track_count = 0
@@ -198,10 +197,10 @@ class TrackerNode(LifecycleNode):
             raise RuntimeError(f"device {device!r} requested but CUDA is not available to torch "
                                f"(torch {torch.__version__}); use device:=cpu or auto")
         precision = values["precision"]
-        if precision == "float16" and not device.startswith("cuda"):
-            raise RuntimeError("precision float16 needs a CUDA device; use float32 or bfloat16 on the CPU")
-        self._autocast = None if precision == "float32" else (
-            "cuda" if device.startswith("cuda") else "cpu", getattr(torch, precision))
+        if precision == "fp16" and not device.startswith("cuda"):
+            raise RuntimeError("precision fp16 needs a CUDA device; use exact, fp32, int8 or bf16 on the CPU")
+        if precision == "int8" and device.startswith("cuda"):
+            raise RuntimeError("precision int8 (dynamic quantisation) runs on the CPU; use fp16 or bf16 on CUDA")
 
         checkpoint = values["checkpoint"] or str(ckd_model.default_checkpoint_path())
         self.get_logger().info(f"loading {'the embedded default model ' if not values['checkpoint'] else ''}"
@@ -232,7 +231,7 @@ class TrackerNode(LifecycleNode):
             lost_threshold=values["status.lost_threshold"], recover_threshold=values["status.recover_threshold"],
             lost_patience=values["status.lost_patience"], recover_patience=values["status.recover_patience"])
         config = tracking.TrackerConfig(thermal_gain=gain, registration=registration, status=status)
-        tracker = tracking.CKDTracker(net, config, device=device)
+        tracker = tracking.CKDTracker(ckd_model.optimize(net.to(device), precision), config, device=device)
         self._warm_up(tracker)
         with self._lock:
             self._tracker = tracker
@@ -249,18 +248,9 @@ class TrackerNode(LifecycleNode):
     def _warm_up(self, tracker: Any) -> None:
         """One initialise + track on a blank frame, so the first real frame does not pay for lazy setup."""
         rgb = np.zeros((tracker.search_size, tracker.search_size, 3), np.uint8)
-        with self._autocast_context():
-            tracker.initialize(rgb, rgb, (96.0, 96.0, 64.0, 64.0))
-            tracker.track(rgb, rgb)
+        tracker.initialize(rgb, rgb, (96.0, 96.0, 64.0, 64.0))
+        tracker.track(rgb, rgb)
         tracker.reset()
-
-    def _autocast_context(self) -> Any:
-        import contextlib
-
-        import torch
-        if self._autocast is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self._autocast[0], dtype=self._autocast[1])
 
     def _release(self) -> None:
         for pub in (self._pub_target, self._pub_detections, self._pub_debug):
@@ -422,8 +412,7 @@ class TrackerNode(LifecycleNode):
                     self._stats.last_error = f"initial_box refused: {exc}"
                     return
             elif tracker.initialized and (self._init_stamp_ns is None or pair.stamp_ns > self._init_stamp_ns):
-                with self._autocast_context():
-                    result = tracker.track(rgb, thermal)
+                result = tracker.track(rgb, thermal)
                 self._stats.step_time.add(result.timing.total_s)
             else:
                 result = None
@@ -432,8 +421,7 @@ class TrackerNode(LifecycleNode):
     def _initialize_on(self, tracker: Any, pair: ImagePair, rgb: np.ndarray, thermal: np.ndarray,
                        box: list[float]) -> Any:
         """Caller holds the lock."""
-        with self._autocast_context():
-            result = tracker.initialize(rgb, thermal, box)
+        result = tracker.initialize(rgb, thermal, box)
         self._track_count += 1
         self._track_id = f"{self.get_name()}-{self._track_count}"
         self._init_stamp_ns = pair.stamp_ns

@@ -108,8 +108,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "configure"),
     ParameterSpec("device", "auto", "torch device: auto (cuda:0 when available, else cpu), cpu, cuda, cuda:N",
                   "configure", validator=_device),
-    ParameterSpec("precision", "float32", "network arithmetic: float32, or float16/bfloat16 (autocast, CUDA only)",
-                  "configure", choices=("float32", "float16", "bfloat16")),
+    ParameterSpec("precision", "exact",
+                  "network arithmetic (ckd_ros.model.optimize): exact (the reference's), fp32 (stacked students, "
+                  "fused attention), int8 (CPU), bf16, fp16 (CUDA)",
+                  "configure", choices=("exact", "fp32", "int8", "bf16", "fp16")),
     ParameterSpec("candidate_elimination.mode", "checkpoint",
                   "MCE candidate elimination: checkpoint (as stored), off, on (layers/keep_ratio below)",
                   "configure", choices=("checkpoint", "off", "on")),
