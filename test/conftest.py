@@ -1,6 +1,7 @@
 """Fixtures shared by the whole suite."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # CI and developers have the project's shared material beside the checkout; a user's clone does not.
 SHARED = REPO.parent / "shared"
+
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The ROS tests' in-process probes must use the same Fast DDS transports as the node processes the
+    # harness starts (and as `make test` exports): with mixed profiles a 60 Hz image flood sees
+    # second-long delivery stalls. A profile the user set is kept.
+    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "ckd_ros" / "ros" / "fastdds_large_images.xml"))
+    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
 
 
 def _require(path: Path) -> Path:
