@@ -265,12 +265,14 @@ def test_a_60hz_flood_with_slow_inference_keeps_latency_bounded_and_counts_drops
         values = probe.diagnostics_values()
         assert sent >= 150
         assert 8 <= len(outputs) <= 4.0 / step + 3, len(outputs)      # about one output per step, no backlog
-        # newest pair + one step (+ at most one pair in flight and DDS/conversion time); a single delivery
-        # stall on a loaded 2-core machine is tolerated, a growing backlog is not
-        lat = sorted(latencies)
-        assert lat[len(lat) // 2] < step + 0.25, latencies
-        assert lat[int(0.9 * (len(lat) - 1))] < 2 * step + 0.4, latencies
-        assert max(latencies) < 1.5 and max(latencies[-3:]) < 2 * step + 0.4, latencies
+        # Steady state (after the flood's first second, when the 2-core machine is still busy with the
+        # start of the stream): newest pair + one step, plus at most one pair in flight and DDS/conversion
+        # time. A backlog would make these latencies grow to seconds.
+        first = _ns(outputs[0].msg.header.stamp)
+        steady = [lat for r, lat in zip(outputs, latencies) if _ns(r.msg.header.stamp) - first >= SEC]
+        assert len(steady) >= 6, latencies
+        assert sorted(steady)[len(steady) // 2] < step + 0.25, latencies
+        assert max(steady) < 2 * step + 0.4, latencies
         # every synchronised pair is either processed or counted as dropped (one may wait in the mailbox);
         # the three counters come from one diagnostics snapshot
         synchronised, processed = int(values["pairs_synchronised"]), int(values["pairs_processed"])
