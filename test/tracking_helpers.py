@@ -6,33 +6,17 @@ what the status tests need, without trained CKD weights.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class CorrelationConfig:
-    template_size: int = 128
-    search_size: int = 256
-    patch_size: int = 16
-    ce_loc: tuple[int, ...] = ()
-
-    @property
-    def template_grid(self) -> int:
-        return self.template_size // self.patch_size
-
-    @property
-    def search_grid(self) -> int:
-        return self.search_size // self.patch_size
+from ckd_ros.model import ModelConfig
 
 
 class CorrelationNet(torch.nn.Module):
-    def __init__(self, config: CorrelationConfig | None = None, scales: tuple[float, ...] = (1.0,)) -> None:
+    def __init__(self, config: ModelConfig | None = None, scales: tuple[float, ...] = (1.0,)) -> None:
         super().__init__()
-        self.config = config or CorrelationConfig()
+        self.config = config or ModelConfig()  # only the crop sizes, grids and ce_loc are read
         self.scales = scales
         self.register_buffer("dummy", torch.zeros(1))   # gives the module a device
 
