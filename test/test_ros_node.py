@@ -327,3 +327,37 @@ def test_missing_or_malicious_checkpoints_leave_the_node_alive_and_unconfigured(
 
 def _ns(stamp) -> int:
     return int(stamp.sec) * SEC + int(stamp.nanosec)
+
+
+def test_debug_image_shows_both_modalities_as_the_tracker_sees_them_with_the_input_header(tmp_path, checkpoint,
+                                                                                         sequence):
+    """16-bit thermal is shown as the tracker sees it (gain control), before and after initialisation."""
+    node = NodeProcess(176, tmp_path / "node.log", {"checkpoint": checkpoint, "device": "cpu"}).start()
+    try:
+        probe = Probe(176, debug_image=True)
+    except Exception:
+        node.stop()
+        raise
+    try:
+        wait_active(node, probe)
+        raw = (sequence.thermal[..., 0].astype(np.uint16) * 40 + 3000)   # radiometric-like counts
+        stamps = []
+        for i in range(4):
+            if i == 2:
+                response = probe.initialize(sequence.boxes[1])
+                assert response.success, response.message
+            stamps.append(probe.publish_pair(sequence.rgb[i], raw[i], frame_id=f"cam_{i}"))
+            assert probe.wait_for_target(stamps[-1], 30.0) is not None, node.log()
+        assert probe.wait_until(lambda r: set(stamps) <= {_ns(d.msg.header.stamp) for d in r.debug_image}, 10.0), \
+            node.log()
+        h, w = sequence.rgb.shape[1:3]
+        by_stamp = {_ns(r.msg.header.stamp): r.msg for r in probe.recording.debug_image}   # init re-publishes
+        for i, stamp in enumerate(stamps):
+            img = by_stamp[stamp]
+            assert img.header.frame_id == f"cam_{i}"
+            assert (img.encoding, img.height, img.width) == ("rgb8", h, 2 * w)
+            pixels = np.frombuffer(bytes(img.data), np.uint8).reshape(h, img.step // 3, 3)[:, :2 * w]
+            assert pixels[:, w:].std() > 10   # the thermal half carries the scene, not a blank
+    finally:
+        probe.close()
+        node.stop()

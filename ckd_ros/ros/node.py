@@ -75,8 +75,6 @@ class TrackerNode(LifecycleNode):
         self._refusal_logged: dict[tuple[str, str], float] = {}
         self._lock = threading.RLock()          # tracker, track id, init state
         self._tracker: Any = None
-        self._debug_gain: Any = None
-        self._debug_register: Any = None
         self._device = "cpu"
         self._track_id = ""
         self._track_count = 0
@@ -236,8 +234,6 @@ class TrackerNode(LifecycleNode):
         with self._lock:
             self._tracker = tracker
             self._device = device
-            self._debug_gain = tracking.ThermalGain(dataclasses.replace(gain))
-            self._debug_register = tracking.Registration(dataclasses.replace(registration))
             self._init_stamp_ns = None
             self._track_id = ""
         cfg = net.config
@@ -427,8 +423,6 @@ class TrackerNode(LifecycleNode):
         self._init_stamp_ns = pair.stamp_ns
         self._velocity.reset()
         self._last_confident_ns = pair.stamp_ns
-        if self._debug_gain is not None:
-            self._debug_gain.reset()
         self.get_logger().info(f"tracking {self._track_id} from box {[round(v, 1) for v in box]} "
                                f"(frame stamp {pair.stamp_ns * 1e-9:.3f})")
         return result
@@ -461,7 +455,9 @@ class TrackerNode(LifecycleNode):
         self._stats.output_latency.add((now - pair.stamp_ns) * 1e-9)
         if self._pub_debug is not None and self._pub_debug.get_subscription_count() > 0:
             try:
-                thermal8 = self._debug_register(self._debug_gain(thermal), rgb.shape[:2])
+                # the tracker's own view of the thermal frame: no second gain control or registration here
+                tracker = self._tracker
+                thermal8 = tracker.last_thermal if result is not None else tracker.thermal_view(thermal, rgb.shape[:2])
             except Exception:  # noqa: BLE001 - the debug view must never cost a result
                 thermal8 = np.zeros_like(rgb)
             canvas = compose_debug_image(rgb, thermal8, output,

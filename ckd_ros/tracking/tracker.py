@@ -240,6 +240,16 @@ class CKDTracker:
                            factor)
 
     # ------------------------------------------------------------------ internals
+    def thermal_view(self, thermal: np.ndarray, rgb_hw: tuple[int, int]) -> np.ndarray:
+        """``thermal`` as the network would see it (gain control, registration onto the RGB grid, 8-bit), for
+        display of frames the tracker did not process (while tracking, ``last_thermal`` is that view of the
+        last tracked frame). Leaves the tracking state, including the gain's smoothing, untouched."""
+        saved = self._gain._limits
+        try:
+            return self._thermal_to_rgb_grid(thermal, rgb_hw)
+        finally:
+            self._gain._limits = saved
+
     def _thermal_to_rgb_grid(self, thermal: np.ndarray, rgb_hw: tuple[int, int]) -> np.ndarray:
         thermal = check_thermal(thermal)
         if thermal.dtype in (np.float32, np.float64) and not np.isfinite(thermal).any():
