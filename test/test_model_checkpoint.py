@@ -164,3 +164,14 @@ def test_missing_default_model_raises_a_clear_file_not_found(monkeypatch, tmp_pa
     monkeypatch.setattr(default, "default_checkpoint_path", lambda: tmp_path / "absent.pth.tar")
     with pytest.raises(FileNotFoundError, match="default model .* is missing"):
         default.load_default_model()
+
+
+def test_paper_mce_places_elimination_at_a_quarter_half_and_three_quarters_of_the_depth() -> None:
+    from ckd_ros.model import ModelConfig
+
+    assert ModelConfig.paper_mce().ce_loc == (3, 6, 9)
+    assert ModelConfig.paper_mce().ce_keep_ratio == (0.7, 0.7, 0.7)
+    assert ModelConfig(depth=4, embed_dim=64, num_heads=4).mce_layers() == (1, 2, 3)
+    assert ModelConfig(depth=2, embed_dim=64, num_heads=4).mce_layers() == (1,)
+    assert ModelConfig(depth=1, embed_dim=64, num_heads=4).mce_layers() == (0,)
+    assert ModelConfig.paper_mce(ce_loc=(2,), ce_keep_ratio=(0.5,)).ce_loc == (2,)

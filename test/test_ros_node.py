@@ -320,6 +320,16 @@ def test_missing_or_malicious_checkpoints_leave_the_node_alive_and_unconfigured(
         assert not probe.set_parameters({"sync.slop": 0.05})[0].successful   # activation-time parameter
         assert probe.change_state("deactivate") and probe.change_state("cleanup")
         assert probe.lifecycle_state() == "unconfigured" and node.alive()
+
+        # candidate elimination on a 4-block network: a block it does not have is refused by name; the
+        # default placement is the paper's 1/4, 1/2, 3/4 of the depth
+        assert probe.set_parameters({"candidate_elimination.mode": "on",
+                                     "candidate_elimination.layers": [7]})[0].successful
+        assert not probe.change_state("configure") and node.alive()
+        assert "candidate_elimination.layers [7] must be blocks of this 4-block network" in node.log()
+        assert probe.set_parameters({"candidate_elimination.layers": []})[0].successful
+        assert probe.change_state("configure") and probe.lifecycle_state() == "inactive"
+        assert node.wait_for_log("candidate elimination at [1, 2, 3]", 10.0), node.log()
     finally:
         probe.close()
         node.stop()

@@ -127,3 +127,21 @@ def test_write_benchmark_makes_one_folder_per_condition_and_seed(tmp_path) -> No
     assert names == ["syn_dark_00001", "syn_dark_00002", "syn_crossover_00001", "syn_crossover_00002"]
     assert (tmp_path / "list.txt").read_text().split() == names
     assert all((tmp_path / n / "init.txt").exists() for n in names)
+
+
+def test_distractors_confuse_one_modality_but_the_other_tells_them_apart() -> None:
+    """Colour twins are cold, so thermal separates them; they carry their own pattern, so RGB can too (during
+    thermal crossover it must). Hot spots are as warm as the target but look different in RGB."""
+    cfg = SyntheticConfig()
+    for seed in range(6):
+        scene = SyntheticScene(seed)
+        target = scene.target
+        twins = scene.distractors[:cfg.num_colour_twins]
+        hot = scene.distractors[cfg.num_colour_twins:]
+        assert len(twins) == cfg.num_colour_twins and len(hot) == cfg.num_hot_spots
+        for twin in twins:
+            assert twin.heat < 10 <= cfg.target_heat[0] <= target.heat
+            assert np.abs(twin.texture - target.texture).mean() > 15  # not a pixel copy of the target
+        for spot in hot:
+            assert cfg.target_heat[0] <= spot.heat <= cfg.target_heat[1]
+            assert np.abs(spot.texture - target.texture).mean() > 15

@@ -116,3 +116,44 @@ def test_tracking_checkpoint_init_resizes_positions_and_duplicates_the_head() ->
     w = src.box_head_v.conv1_ctr[0].weight
     assert torch.equal(net.box_head.conv1_ctr[0].weight, torch.cat([w, w], 1))
     assert torch.equal(net.box_head_i.conv1_ctr[0].weight, w)
+
+
+def test_drop_path_rises_linearly_over_depth_acts_in_training_only_and_keeps_the_expectation() -> None:
+    from ckd_ros.model.vit import ViTBackbone, drop_path
+
+    bb = ViTBackbone(ModelConfig(embed_dim=32, depth=4, num_heads=2, template_size=32, search_size=64,
+                                 head_channels=16))
+    bb.set_drop_path(0.1)
+    assert [round(b.drop_path_rate, 6) for b in bb.blocks] == [0.0, round(0.1 / 3, 6), round(0.2 / 3, 6), 0.1]
+    z, _, x, _ = _inputs()
+    bb.eval()
+    assert torch.equal(bb(z, x), bb(z, x))  # inference: no randomness, the reference arithmetic
+    bb.train()
+    bb.set_drop_path(0.9)  # a rate at which some residual branch is surely dropped in this small batch
+    torch.manual_seed(1)
+    a = bb(z, x)
+    torch.manual_seed(2)
+    assert not torch.equal(a, bb(z, x))
+    # whole samples are dropped, survivors rescaled: the mean over many draws is the input
+    branch = torch.ones(20000, 3, 4)
+    torch.manual_seed(0)
+    out = drop_path(branch, 0.25, training=True)
+    per_sample = out[:, 0, 0]
+    assert torch.equal(per_sample.unique(), torch.tensor([0.0, 1.0 / 0.75]))
+    assert torch.all(out == per_sample[:, None, None])
+    assert abs(float(out.mean()) - 1.0) < 0.02
+    import pytest
+    with pytest.raises(ValueError, match="drop-path"):
+        bb.set_drop_path(1.0)
+
+
+def test_the_training_network_gets_the_paper_drop_path_on_all_four_backbones() -> None:
+    from ckd_ros.training.config import DataConfig, TrainConfig
+    from ckd_ros.training.trainer import build_network
+
+    cfg = TrainConfig(model=dict(embed_dim=32, depth=2, num_heads=2, template_size=32, search_size=64,
+                                 head_channels=16), data=DataConfig(kind="synthetic"))
+    assert cfg.drop_path == 0.1
+    net = build_network(cfg, log=lambda *_: None)
+    for bb in (net.rgb_branch, net.tir_branch, net.teacher_rgb, net.teacher_tir):
+        assert [b.drop_path_rate for b in bb.blocks] == [0.0, 0.1]

@@ -90,12 +90,18 @@ class ModelConfig:
         return counts
 
     # ---- presets and (de)serialisation -------------------------------------------------------------------
+    def mce_layers(self) -> tuple[int, ...]:
+        """The paper's placement of candidate elimination scaled to this depth: blocks at 1/4, 1/2 and 3/4
+        of it (3, 6, 9 for 12 blocks); block 0 never (no attention map has been computed before it) unless
+        the network is too shallow for anything else."""
+        d = self.depth
+        return tuple(sorted({d // 4, d // 2, 3 * d // 4} - {0})) or (0,)
+
     @classmethod
     def paper_mce(cls, **overrides: Any) -> "ModelConfig":
         """The paper's MCE variant: elimination after blocks 3, 6, 9 keeping 70 % each time."""
-        overrides.setdefault("ce_loc", (3, 6, 9))
-        overrides.setdefault("ce_keep_ratio", (0.7, 0.7, 0.7))
-        return cls(**overrides)
+        config = cls(**{k: v for k, v in overrides.items() if k not in ("ce_loc", "ce_keep_ratio")})
+        return config.with_ce(overrides.get("ce_loc", config.mce_layers()), overrides.get("ce_keep_ratio", 0.7))
 
     def with_ce(self, ce_loc: tuple[int, ...] | list[int], ce_keep_ratio: float | tuple[float, ...]
                 | list[float]) -> "ModelConfig":

@@ -67,6 +67,16 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: drops a residual branch for whole samples, rescaling the survivors so that the
+    expectation is unchanged. Identity at inference, so the eval-mode arithmetic stays the reference's."""
+    if rate <= 0.0 or not training:
+        return x
+    keep = 1.0 - rate
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
 class Block(nn.Module):
     """Pre-norm transformer block split in two halves, because candidate elimination sits between them."""
 
@@ -76,15 +86,17 @@ class Block(nn.Module):
         self.attn = Attention(dim, num_heads)
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        # a training-time regulariser, not architecture: set by `set_drop_path`, never stored in checkpoints
+        self.drop_path_rate = 0.0
 
     def attention_half(self, x: torch.Tensor, need_attn: bool = True,
                        attn_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x + Attn(LN1(x))`` and the softmax attention map (see ``Attention.forward``)."""
         out, attn = self.attn(self.norm1(x), need_attn, attn_rows)
-        return x + out, attn
+        return x + drop_path(out, self.drop_path_rate, self.training), attn
 
     def mlp_half(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mlp(self.norm2(x))
+        return x + drop_path(self.mlp(self.norm2(x)), self.drop_path_rate, self.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, _ = self.attention_half(x, need_attn=False)
@@ -107,6 +119,15 @@ class ViTBackbone(nn.Module):
         self.patch_embed = PatchEmbed(c.patch_size, c.embed_dim)
         self.blocks = nn.ModuleList(Block(c.embed_dim, c.num_heads, c.mlp_ratio) for _ in range(c.depth))
         self.norm = nn.LayerNorm(c.embed_dim, eps=LN_EPS)
+
+    def set_drop_path(self, max_rate: float) -> None:
+        """Stochastic depth rising linearly from 0 at the first block to `max_rate` at the last (training
+        only; the paper trains with 0.1)."""
+        if not 0.0 <= max_rate < 1.0:
+            raise ValueError(f"drop-path rate must lie in [0, 1), got {max_rate}")
+        n = len(self.blocks)
+        for i, blk in enumerate(self.blocks):
+            blk.drop_path_rate = max_rate * i / max(n - 1, 1)
 
     def embed(self, template: torch.Tensor, search: torch.Tensor,
               search_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -304,8 +304,15 @@ class Probe:
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
 
+        from .parameters import SPECS
+
         def message(name: str, value: Any) -> Any:
             if isinstance(value, list):
+                # the declared element type decides (an empty list carries none); unknown names: the values
+                spec = SPECS.get(name)
+                sample = spec.default if spec is not None and isinstance(spec.default, list) else value
+                if sample and all(isinstance(v, int) and not isinstance(v, bool) for v in sample):
+                    return Parameter(name, Parameter.Type.INTEGER_ARRAY, [int(v) for v in value]).to_parameter_msg()
                 return Parameter(name, Parameter.Type.DOUBLE_ARRAY, [float(v) for v in value]).to_parameter_msg()
             return Parameter(name, value=value).to_parameter_msg()
         request = SetParameters.Request(parameters=[message(n, v) for n, v in values.items()])

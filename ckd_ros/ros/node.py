@@ -12,7 +12,6 @@ about one inference time however fast the cameras are.
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import threading
 import time
@@ -205,16 +204,14 @@ class TrackerNode(LifecycleNode):
                                f"{checkpoint} on {device}")
         net = ckd_model.load_checkpoint(checkpoint, device="cpu")
         mode = values["candidate_elimination.mode"]
-        if mode != "checkpoint":
-            if mode == "off":
-                layers: tuple[int, ...] = ()
-            else:
-                depth = net.config.depth
-                layers = tuple(values["candidate_elimination.layers"]) or tuple(
-                    sorted({depth // 4, depth // 2, 3 * depth // 4} - {0}) or (0,))
-            ratios = (float(values["candidate_elimination.keep_ratio"]),) * len(layers)
-            config = dataclasses.replace(net.config, ce_loc=layers, ce_keep_ratio=ratios)
-            net = ckd_model.load_checkpoint(checkpoint, config=config, device="cpu")
+        if mode == "off":
+            net.set_ce((), ())
+        elif mode == "on":
+            layers = tuple(values["candidate_elimination.layers"]) or net.config.mce_layers()
+            if max(layers) >= net.config.depth:
+                raise RuntimeError(f"candidate_elimination.layers {list(layers)} must be blocks of this "
+                                   f"{net.config.depth}-block network")
+            net.set_ce(layers, float(values["candidate_elimination.keep_ratio"]))
         homography = values["thermal.homography"]
         gain = tracking.ThermalGainConfig(
             mode=values["thermal.gain_mode"], low_percentile=values["thermal.low_percentile"],

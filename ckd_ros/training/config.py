@@ -61,6 +61,7 @@ class OptimConfig:
 class TrainConfig:
     model: dict = field(default_factory=dict)  # ModelConfig fields
     share_students: bool = False
+    drop_path: float = 0.1  # stochastic depth of every backbone, 0 at the first block to this at the last
     stage: str = "distill"  # "distill" (stage 1: CKD) or "mce" (stage 2: frozen backbones, heads with MCE)
     data: DataConfig = field(default_factory=DataConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)

@@ -109,6 +109,8 @@ def build_network(cfg: TrainConfig, log=print) -> CKDTrainingNet:
     torch.manual_seed(cfg.seed)
     mc = cfg.model_config()
     net = CKDTrainingNet(mc, share_students=cfg.share_students)
+    for bb in (net.rgb_branch, net.tir_branch, net.teacher_rgb, net.teacher_tir):
+        bb.set_drop_path(cfg.drop_path)
     if cfg.init and cfg.init != "scratch":
         obj = torch.load(cfg.init, map_location="cpu", weights_only=True)
         sd = obj.get("net", obj) if isinstance(obj, dict) else obj
@@ -268,7 +270,7 @@ class Trainer:
                                           else torch.bfloat16) if cfg.amp else contextlib.nullcontext()
                 with autocast:
                     loss, stats = compute_losses(self.model, batch, cfg.loss, cfg.stage)
-                if not math.isfinite(float(loss)):
+                if not math.isfinite(float(loss.detach())):
                     raise FloatingPointError(f"loss became {float(loss)} at step {self.step}: {stats}")
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
