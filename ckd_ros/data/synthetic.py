@@ -2,9 +2,10 @@
 
 One generator serves the tests, the demo and the training of the embedded model. A scene is a textured
 background (seen through a slowly panning camera), a target with its own colour pattern and a thermal
-signature hotter than its surroundings, and distractors that make each modality ambiguous on its own:
-*colour twins* look like the target in RGB but are cold, *hot spots* are as warm as the target but look
-different in RGB. Every sequence has motion and scale change; a *condition* then degrades one modality:
+signature hotter than its surroundings, and distractors that each modality alone must tell apart by
+detail: *colour twins* share the target's main colour (not its pattern or shape) but are cold, *hot spots*
+are as warm as the target but look different in RGB. Every sequence has motion and scale change; a
+*condition* then degrades one modality, and the other one still suffices:
 
 - ``normal``: both modalities usable.
 - ``dark``: night: the RGB camera has almost no light (low gain, strong sensor noise, a few lamps).
@@ -240,11 +241,11 @@ class SyntheticScene:
         target_colour = _palette(rng, 1)[0]
         self.target = make_object(target_colour, rng.uniform(*cfg.target_heat), cfg.target_size)
         self.distractors: list[_Object] = []
-        for _ in range(cfg.num_colour_twins):  # looks like the target, background temperature
+        for _ in range(cfg.num_colour_twins):  # the target's main colour, background temperature
+            # its own pattern and shape: an exact RGB copy would leave no modality able to find the target
+            # during thermal crossover, and the conditions are meant to be solvable by the other modality
             col = np.clip(target_colour + rng.normal(0, 14, 3), 0, 255).astype(np.float32)
-            obj = make_object(col, rng.uniform(-5, 8), cfg.target_size)
-            obj.texture = np.clip(self.target.texture + rng.normal(0, 10, 3), 0, 255).astype(np.float32)
-            self.distractors.append(obj)
+            self.distractors.append(make_object(col, rng.uniform(-5, 8), cfg.target_size))
         for _ in range(cfg.num_hot_spots):  # as hot as the target, different look
             self.distractors.append(make_object(_palette(rng, 1)[0], rng.uniform(*cfg.target_heat), cfg.target_size))
 
