@@ -86,6 +86,20 @@ def format_table(auc: dict[str, dict[str, float]], conditions: list[str]) -> str
     return "\n".join(lines)
 
 
+def format_margins(auc: dict[str, dict[str, float]], modalities: dict[str, str], conditions: list[str]) -> str:
+    """The fused models' lead over each single-modality model, per condition (positive: fusion is better)."""
+    cols = list(conditions) + ["all"]
+    fused = [m for m, mod in modalities.items() if mod == "rgbt"]
+    single = [m for m, mod in modalities.items() if mod != "rgbt"]
+    lines = []
+    for f in fused:
+        for s in single:
+            lines.append(f"| {f} - {s} | " + " | ".join(f"{auc[f][c] - auc[s][c]:+.3f}" for c in cols) + " |")
+    if not lines:
+        return ""
+    return "\n".join(["| margin | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)] + lines)
+
+
 def _parse_seeds(text: str) -> list[int]:
     if ":" in text:
         a, b = text.split(":")
@@ -121,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     res["seconds"] = time.time() - t0
     res["command"] = "python -m ckd_ros.training.evaluate_synthetic " + " ".join(argv if argv is not None else sys.argv[1:])
     print(format_table(res["auc"], conditions))
+    margins = format_margins(res["auc"], {m: mod for m, (_, mod) in models.items()}, conditions)
+    if margins:
+        print()
+        print(margins)
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
     return 0

@@ -1,0 +1,35 @@
+"""Scoring checkpoints on held-out synthetic sequences (the command behind the embedded model's numbers)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ckd_ros.model import default_checkpoint_path
+from ckd_ros.training.evaluate_synthetic import main, success_auc
+
+
+def test_success_auc_counts_frames_above_each_of_21_thresholds_and_ignores_the_first_frame() -> None:
+    gt = np.array([[10.0, 10.0, 20.0, 20.0]] * 3)
+    assert success_auc(gt, gt) == 20 / 21  # IoU 1 exceeds every threshold but 1 itself (OTB convention)
+    shifted = gt + [10.0, 0.0, 0.0, 0.0]  # half a width off: IoU 1/3, above 0 .. 0.30
+    assert abs(success_auc(shifted, gt) - 7 / 21) < 1e-12
+    first_wrong = gt.copy()
+    first_wrong[0] = [500.0, 500.0, 1.0, 1.0]
+    assert success_auc(first_wrong, gt) == 20 / 21
+
+
+def test_command_scores_fused_and_single_modality_models_and_prints_the_margins(tmp_path, capsys) -> None:
+    ckpt = str(default_checkpoint_path())
+    out = tmp_path / "scores.json"
+    assert main(["--checkpoint", f"rgbt={ckpt}", "--checkpoint", f"rgb={ckpt}:rgb", "--seeds", "100000",
+                 "--conditions", "dark,crossover", "--frames", "6", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "| rgbt |" in text and "| rgb |" in text and "| rgbt - rgb |" in text
+    res = json.loads(out.read_text())
+    assert set(res["auc"]) == {"rgbt", "rgb"} and set(res["auc"]["rgbt"]) == {"dark", "crossover", "all"}
+    for model in res["auc"].values():
+        assert all(0.0 <= v <= 20 / 21 for v in model.values())
+    margin_row = next(line for line in text.splitlines() if line.startswith("| rgbt - rgb |"))
+    expected = res["auc"]["rgbt"]["dark"] - res["auc"]["rgb"]["dark"]
+    assert margin_row.split("|")[2].strip() == f"{expected:+.3f}"
