@@ -182,3 +182,36 @@ def test_centre_token_mask_is_passed_when_the_network_eliminates_candidates(refe
     plain.initialize(frames[0][0], frames[0][1], [60.0, 80.0, 40.0, 30.0])
     plain.track(*frames[1])
     assert seen == [None]
+
+
+def _smooth_frame(h: int, w: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    coarse = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
+    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+@pytest.mark.parametrize("box", [[900, 500, 100, 80], [0, 0, 1900, 1070], [1500, 800, 419, 279],
+                                 [-100, -50, 600, 500]])
+def test_crops_above_the_exact_limit_are_resampled_directly_within_one_grey_level(box):
+    frame = _smooth_frame(1080, 1920)
+    exact, g = sample_target(frame, box, 4.0, 256)
+    direct, g2 = sample_target(frame, box, 4.0, 256, exact_limit=1)
+    assert g == g2
+    diff = np.abs(exact.astype(int) - direct.astype(int))
+    assert diff.max() <= 1 and diff.mean() < 0.2
+    # below the limit nothing changes: the reference's bytes
+    assert np.array_equal(sample_target(frame, box, 4.0, 256, exact_limit=g.crop_size)[0], exact)
+
+
+def test_the_direct_resample_keeps_the_reference_border_quirk_and_refuses_crops_off_the_image():
+    image = np.full((40, 40, 3), 200, dtype=np.uint8)
+    patch, _ = sample_target(image, [30.0, 30.0, 10.0, 10.0], 1.5, 15, exact_limit=1)
+    assert np.all(patch[:, -4:] == 0) and np.all(patch[-4:, :] == 0) and np.all(patch[:11, :11] == 200)
+    with pytest.raises(ValueError, match="does not overlap"):
+        sample_target(image, [500.0, 500.0, 10.0, 10.0], 4.0, 16, exact_limit=1)
+
+
+def test_the_tracker_bounds_crop_cost_by_default_and_validates_the_limit():
+    assert TrackerConfig().exact_crop_limit == 2048  # above every crop of the parity data
+    with pytest.raises(ValueError, match="exact_crop_limit"):
+        TrackerConfig(exact_crop_limit=0).validate()

@@ -59,6 +59,10 @@ class TrackerConfig:
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
     lost_search: LostSearchConfig = field(default_factory=LostSearchConfig)
+    # Crops with a side above this many pixels are resampled straight from the image instead of through the
+    # reference's materialised zero-padded crop (bounded cost when a target fills the frame; a few grey
+    # levels from the reference). None: always the reference's crop.
+    exact_crop_limit: int | None = 2048
     # Synchronise the device between stages so that per-stage times are true (costs a little on CUDA).
     profile: bool = False
 
@@ -67,6 +71,8 @@ class TrackerConfig:
             raise ValueError("template_factor and search_factor must be positive")
         if self.clip_margin < 0:
             raise ValueError("clip_margin must be >= 0")
+        if self.exact_crop_limit is not None and self.exact_crop_limit < 1:
+            raise ValueError(f"exact_crop_limit must be None or a positive crop side, got {self.exact_crop_limit}")
         self.thermal_gain.validate()
         self.registration.validate()
         self.status.validate()
@@ -179,8 +185,9 @@ class CKDTracker:
             self._gain._limits = saved_gain
             raise
         geom = crop_geometry(box, self.config.template_factor, self.template_size)
-        z_rgb, _ = sample_target(rgb, box, self.config.template_factor, self.template_size, geom)
-        z_tir, _ = sample_target(thermal8, box, self.config.template_factor, self.template_size, geom)
+        limit = self.config.exact_crop_limit
+        z_rgb, _ = sample_target(rgb, box, self.config.template_factor, self.template_size, geom, limit)
+        z_tir, _ = sample_target(thermal8, box, self.config.template_factor, self.template_size, geom, limit)
         self._upload_normalised((z_rgb, z_tir), self._z_u8, self._z)
         self.last_crops = {"template_rgb": z_rgb, "template_thermal": z_tir}
         self.last_thermal = thermal8
@@ -210,8 +217,8 @@ class CKDTracker:
         factor = cfg.lost_search.search_factor if lost_search else cfg.search_factor
         prev = self._state
         geom = crop_geometry(prev, factor, self.search_size)
-        x_rgb, _ = sample_target(rgb, prev, factor, self.search_size, geom)
-        x_tir, _ = sample_target(thermal8, prev, factor, self.search_size, geom)
+        x_rgb, _ = sample_target(rgb, prev, factor, self.search_size, geom, cfg.exact_crop_limit)
+        x_tir, _ = sample_target(thermal8, prev, factor, self.search_size, geom, cfg.exact_crop_limit)
         self._upload_normalised((x_rgb, x_tir), self._x_u8, self._x)
         self.last_crops = {"search_rgb": x_rgb, "search_thermal": x_tir}
         self.last_thermal = thermal8
