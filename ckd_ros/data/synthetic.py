@@ -3,7 +3,8 @@
 One generator serves the tests, the demo and the training of the embedded model. A scene is a textured
 background (seen through a slowly panning camera), a target with its own colour pattern and a thermal
 signature hotter than its surroundings, and distractors that each modality alone must tell apart by
-detail: *colour twins* share the target's main colour (not its pattern or shape) but are cold, *hot spots*
+detail: *colour twins* have the target's brightness and saturation in a neighbouring hue (and their own
+pattern and shape) but are cold, *hot spots*
 are as warm as the target but look different in RGB. Every sequence has motion and scale change; a
 *condition* then degrades one modality, and the other one still suffices:
 
@@ -66,6 +67,7 @@ class SyntheticConfig:
     motion_period: tuple[float, float] = (50.0, 160.0)
     camera_pan: float = 14.0  # pixels of background shift amplitude
     num_colour_twins: int = 2
+    twin_hue_shift: tuple[float, float] = (30.0, 70.0)  # degrees between the target's hue and a twin's
     num_hot_spots: int = 2
     rgb_noise: float = 2.0  # sensor noise std, grey levels
     thermal_noise: float = 1.5
@@ -124,6 +126,14 @@ def _palette(rng: np.random.Generator, n: int) -> np.ndarray:
     """n random colours (float32 0..255), moderately saturated."""
     hsv = np.stack([rng.uniform(0, 180, n), rng.uniform(40, 200, n), rng.uniform(60, 230, n)], 1)
     return cv2.cvtColor(hsv.astype(np.uint8)[None], cv2.COLOR_HSV2RGB)[0].astype(np.float32)
+
+
+def _neighbour_colour(rng: np.random.Generator, colour: np.ndarray, hue_shift: tuple[float, float]) -> np.ndarray:
+    """`colour` with its hue turned by +-hue_shift degrees, saturation and value nearly kept (float32 RGB)."""
+    hsv = cv2.cvtColor(np.clip(colour, 0, 255).astype(np.uint8)[None, None], cv2.COLOR_RGB2HSV)[0, 0].astype(float)
+    hsv[0] = (hsv[0] + rng.choice([-1.0, 1.0]) * rng.uniform(*hue_shift) / 2.0) % 180.0  # OpenCV hue: degrees/2
+    hsv[1:] = np.clip(hsv[1:] + rng.normal(0, 8, 2), 0, 255)
+    return cv2.cvtColor(np.round(hsv).astype(np.uint8)[None, None], cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
 
 
 def _colour_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -241,11 +251,11 @@ class SyntheticScene:
         target_colour = _palette(rng, 1)[0]
         self.target = make_object(target_colour, rng.uniform(*cfg.target_heat), cfg.target_size)
         self.distractors: list[_Object] = []
-        for _ in range(cfg.num_colour_twins):  # the target's main colour, background temperature
-            # its own pattern and shape: an exact RGB copy would leave no modality able to find the target
-            # during thermal crossover, and the conditions are meant to be solvable by the other modality
-            col = np.clip(target_colour + rng.normal(0, 14, 3), 0, 255).astype(np.float32)
-            self.distractors.append(make_object(col, rng.uniform(-5, 8), cfg.target_size))
+        for _ in range(cfg.num_colour_twins):  # the target's brightness and saturation, background temperature
+            # a neighbouring hue and its own pattern: an exact RGB copy would leave no modality able to find
+            # the target during thermal crossover, and every condition is meant to be solvable by one of them
+            self.distractors.append(make_object(_neighbour_colour(rng, target_colour, cfg.twin_hue_shift),
+                                                rng.uniform(-5, 8), cfg.target_size))
         for _ in range(cfg.num_hot_spots):  # as hot as the target, different look
             self.distractors.append(make_object(_palette(rng, 1)[0], rng.uniform(*cfg.target_heat), cfg.target_size))
 
