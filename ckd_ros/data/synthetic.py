@@ -66,6 +66,10 @@ class SyntheticConfig:
     motion_amplitude: tuple[float, float] = (0.15, 0.45)
     motion_period: tuple[float, float] = (50.0, 160.0)
     camera_pan: float = 14.0  # pixels of background shift amplitude
+    # colour saturation (OpenCV 0..255): objects stand out from a more muted background in RGB the way warm
+    # objects stand out in thermal, so either modality alone can find an object near the last position
+    background_saturation: tuple[float, float] = (15.0, 90.0)
+    object_saturation: tuple[float, float] = (110.0, 230.0)
     num_colour_twins: int = 2
     twin_hue_shift: tuple[float, float] = (30.0, 70.0)  # degrees between the target's hue and a twin's
     num_hot_spots: int = 2
@@ -122,9 +126,9 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, octaves: SequenceT[t
     return out / max(float(out.max()), 1e-6)
 
 
-def _palette(rng: np.random.Generator, n: int) -> np.ndarray:
-    """n random colours (float32 0..255), moderately saturated."""
-    hsv = np.stack([rng.uniform(0, 180, n), rng.uniform(40, 200, n), rng.uniform(60, 230, n)], 1)
+def _palette(rng: np.random.Generator, n: int, saturation: tuple[float, float]) -> np.ndarray:
+    """n random colours (float32 0..255) with an OpenCV saturation (0..255) drawn from `saturation`."""
+    hsv = np.stack([rng.uniform(0, 180, n), rng.uniform(*saturation, n), rng.uniform(60, 230, n)], 1)
     return cv2.cvtColor(hsv.astype(np.uint8)[None], cv2.COLOR_HSV2RGB)[0].astype(np.float32)
 
 
@@ -136,17 +140,17 @@ def _neighbour_colour(rng: np.random.Generator, colour: np.ndarray, hue_shift: t
     return cv2.cvtColor(np.round(hsv).astype(np.uint8)[None, None], cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
 
 
-def _colour_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def _colour_texture(rng: np.random.Generator, h: int, w: int, saturation: tuple[float, float]) -> np.ndarray:
     """Background: noise mapped through a random 3-colour ramp, plus a few flat structures (edges)."""
     t = _smooth_noise(rng, h, w, [(64, 1.0), (24, 0.6), (8, 0.3), (3, 0.15)])
-    cols = _palette(rng, 3)
+    cols = _palette(rng, 3, saturation)
     a = np.clip(t * 2, 0, 1)[..., None]
     b = np.clip(t * 2 - 1, 0, 1)[..., None]
     img = cols[0] * (1 - a) + cols[1] * a * (1 - b) + cols[2] * b
     for _ in range(int(rng.integers(4, 10))):  # buildings / road markings: hard edges
         x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
         x1, y1 = x0 + int(rng.integers(10, w // 3)), y0 + int(rng.integers(10, h // 3))
-        col = _palette(rng, 1)[0]
+        col = _palette(rng, 1, saturation)[0]
         img[y0:y1, x0:x1] = 0.6 * col + 0.4 * img[y0:y1, x0:x1]
     return img.astype(np.float32)
 
@@ -222,7 +226,7 @@ class SyntheticScene:
         crng = np.random.default_rng([self.seed, 0xC0DE, list(Condition).index(self.condition)])
         W, H, N = cfg.width, cfg.height, cfg.num_frames
         self.pad = pad = int(math.ceil(cfg.camera_pan)) + 2
-        self.bg_rgb = _colour_texture(rng, H + 2 * pad, W + 2 * pad)
+        self.bg_rgb = _colour_texture(rng, H + 2 * pad, W + 2 * pad, cfg.background_saturation)
         lum = self.bg_rgb.mean(axis=2) / 255.0
         tlo, thi = sorted(rng.uniform(*cfg.thermal_background, size=2))
         tnoise = _smooth_noise(rng, H + 2 * pad, W + 2 * pad, [(48, 1.0), (12, 0.5)])
@@ -248,7 +252,7 @@ class SyntheticScene:
             return _Object(cx, cy, w, h, _object_texture(rng, colour), _heat_texture(rng), heat,
                            float(rng.choice([2.0, 2.5, 4.0, 8.0])))
 
-        target_colour = _palette(rng, 1)[0]
+        target_colour = _palette(rng, 1, cfg.object_saturation)[0]
         self.target = make_object(target_colour, rng.uniform(*cfg.target_heat), cfg.target_size)
         self.distractors: list[_Object] = []
         for _ in range(cfg.num_colour_twins):  # the target's brightness and saturation, background temperature
@@ -257,7 +261,8 @@ class SyntheticScene:
             self.distractors.append(make_object(_neighbour_colour(rng, target_colour, cfg.twin_hue_shift),
                                                 rng.uniform(-5, 8), cfg.target_size))
         for _ in range(cfg.num_hot_spots):  # as hot as the target, different look
-            self.distractors.append(make_object(_palette(rng, 1)[0], rng.uniform(*cfg.target_heat), cfg.target_size))
+            self.distractors.append(make_object(_palette(rng, 1, cfg.object_saturation)[0],
+                                                rng.uniform(*cfg.target_heat), cfg.target_size))
 
         self._lamp_light: np.ndarray | None = None
         self.noise_seed = int(rng.integers(0, 2**31))  # sensor noise is part of the scene, not the condition
@@ -284,7 +289,7 @@ class SyntheticScene:
         self.occ_cx = self.target.cx[tc_i] + speed * (t - tc) * math.cos(ang)
         self.occ_cy = self.target.cy[tc_i] + speed * (t - tc) * math.sin(ang)
         self.occ_w, self.occ_h = occ_size * crng.uniform(1.0, 1.6), occ_size * crng.uniform(1.0, 1.6)
-        self.occ_texture = _object_texture(crng, _palette(crng, 1)[0])
+        self.occ_texture = _object_texture(crng, _palette(crng, 1, cfg.background_saturation)[0])
         self.occ_heat = crng.uniform(-10, 25)
 
     def __len__(self) -> int:
