@@ -145,3 +145,13 @@ def test_distractors_confuse_one_modality_but_the_other_tells_them_apart() -> No
         for spot in hot:
             assert cfg.target_heat[0] <= spot.heat <= cfg.target_heat[1]
             assert np.abs(spot.texture - target.texture).mean() > 15
+
+
+def test_objects_are_more_saturated_than_the_muted_background_in_most_scenes() -> None:
+    standing_out = 0
+    for seed in range(8):
+        scene = SyntheticScene(seed)
+        rgb, _ = scene.render(0)
+        sat = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1]
+        standing_out += int(np.median(sat[_inside(scene.boxes[0])]) > 2 * np.median(sat))
+    assert standing_out >= 6
