@@ -49,6 +49,7 @@ def run(domain_id: int, tmp_path: Path, params: dict, **kwargs) -> tuple[NodePro
 def wait_active(node: NodeProcess, probe: Probe) -> None:
     assert node.wait_for_log("subscribed to", STARTUP_S), node.log()
     assert probe.wait_for_subscribers(30.0), node.log()
+    assert probe.warm_up(30.0), node.log()  # both image links deliver before a test counts anything
 
 
 def test_outputs_carry_the_input_header_and_equal_the_offline_tracker(tmp_path, checkpoint, sequence):

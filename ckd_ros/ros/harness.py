@@ -232,6 +232,23 @@ class Probe:
     def publish_rgb_only(self, rgb: np.ndarray, stamp_ns: int, encoding: str = "rgb8") -> None:
         self.rgb_pub.publish(array_to_image(rgb, encoding, _header(stamp_ns, "camera_rgb_optical_frame")))
 
+    def warm_up(self, timeout: float = 30.0) -> bool:
+        """Publishes a small valid RGB image and a thermal one until the node has received both.
+
+        Right after discovery Fast DDS may still be connecting its transports (the LARGE_DATA TCP channel)
+        and best-effort samples published in that window are lost or delayed by a second or more; a test
+        that publishes each message once cannot tell that from a bug. The two stamps are 2 s apart, far
+        beyond any sync slop, so the warm-up never forms a pair and leaves the tracker untouched."""
+        rgb = np.zeros((32, 32, 3), np.uint8)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.publish_rgb_only(rgb, 1_000_000_000)
+            self.publish_thermal_only(rgb, 3_000_000_000)
+            values = self.diagnostics_values(timeout=2.0)
+            if int(values.get("rgb_received", 0)) > 0 and int(values.get("thermal_received", 0)) > 0:
+                return True
+        return False
+
     # -------------------------------------------------------------------------------- waiting
     def wait_until(self, predicate: Callable[[Recording], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
