@@ -267,13 +267,17 @@ def test_a_60hz_flood_with_slow_inference_keeps_latency_bounded_and_counts_drops
         assert sent >= 150
         assert 8 <= len(outputs) <= 4.0 / step + 3, len(outputs)      # about one output per step, no backlog
         # Steady state (after the flood's first second, when the 2-core machine is still busy with the
-        # start of the stream): newest pair + one step, plus at most one pair in flight and DDS/conversion
-        # time. A backlog would make these latencies grow to seconds.
+        # start of the stream): typically the newest pair + one step, plus at most one pair in flight and
+        # DDS/conversion time. A backlog (processing every pair at 4 Hz of a 60 Hz stream) would make the
+        # latencies grow steadily towards the flood's length, 3-4 s; single spikes up to about 1 s do occur
+        # while the publisher, the node and the recorder share the 2 cores, so the ceiling sits above those.
         first = _ns(outputs[0].msg.header.stamp)
         steady = [lat for r, lat in zip(outputs, latencies) if _ns(r.msg.header.stamp) - first >= SEC]
         assert len(steady) >= 6, latencies
         assert sorted(steady)[len(steady) // 2] < step + 0.25, latencies
-        assert max(steady) < 2 * step + 0.4, latencies
+        assert max(steady) < 4 * step + 0.5, latencies
+        late = steady[len(steady) // 2:]
+        assert sorted(late)[len(late) // 2] < step + 0.25, latencies  # the end of the flood is no worse
         # every synchronised pair is either processed or counted as dropped (one may wait in the mailbox);
         # the three counters come from one diagnostics snapshot
         synchronised, processed = int(values["pairs_synchronised"]), int(values["pairs_processed"])
