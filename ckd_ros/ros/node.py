@@ -208,10 +208,10 @@ class TrackerNode(LifecycleNode):
             net.set_ce((), ())
         elif mode == "on":
             layers = tuple(values["candidate_elimination.layers"]) or net.config.mce_layers()
-            if max(layers) >= net.config.depth:
-                raise RuntimeError(f"candidate_elimination.layers {list(layers)} must be blocks of this "
-                                   f"{net.config.depth}-block network")
-            net.set_ce(layers, float(values["candidate_elimination.keep_ratio"]))
+            try:  # ModelConfig validates the schedule against this network's depth
+                net.set_ce(layers, float(values["candidate_elimination.keep_ratio"]))
+            except ValueError as exc:
+                raise RuntimeError(f"candidate_elimination.layers {list(layers)}: {exc}") from None
         homography = values["thermal.homography"]
         gain = tracking.ThermalGainConfig(
             mode=values["thermal.gain_mode"], low_percentile=values["thermal.low_percentile"],
