@@ -44,6 +44,35 @@ def test_pairs_are_deterministic_per_index_and_boxes_lie_in_the_search_crop() ->
         assert 0 <= x + w / 2 <= 1 and 0 <= y + h / 2 <= 1 and 0.05 < w < 0.6
 
 
+def _scene_conditions(ds: SyntheticPairDataset, blocks: int) -> list[str]:
+    return [ds.scene_plan(b)[1] for b in range(blocks)]
+
+
+def test_condition_weights_set_how_often_each_condition_is_drawn_and_their_absence_keeps_uniform_draws(
+        tmp_path) -> None:
+    weighted = config_from_dict(_config(tmp_path, data={
+        "kind": "synthetic", "conditions": ["normal", "crossover"], "condition_weights": [1, 3]}))
+    from ckd_ros.training.trainer import build_dataset
+
+    drawn = _scene_conditions(build_dataset(weighted), 2000)
+    assert 0.72 < drawn.count("crossover") / len(drawn) < 0.78  # 3 / 4
+    only = config_from_dict(_config(tmp_path, data={
+        "kind": "synthetic", "conditions": ["normal", "crossover"], "condition_weights": [0, 1]}))
+    assert set(_scene_conditions(build_dataset(only), 50)) == {"crossover"}
+    # unweighted runs keep their scenes (numpy's uniform draw), so older recipes still reproduce
+    plain = config_from_dict(_config(tmp_path, data={"kind": "synthetic", "conditions": ["normal", "crossover"]}))
+    rng = np.random.default_rng([plain.data.seed, 0, 1 << 40, 7])
+    rng.choice(range(*plain.data.synthetic_seeds))
+    assert _scene_conditions(build_dataset(plain), 8)[7] == str(rng.choice(["normal", "crossover"]))
+
+
+@pytest.mark.parametrize("weights", [[1.0], [1.0, -1.0], [0.0, 0.0]])
+def test_condition_weights_must_give_one_non_negative_weight_per_condition(tmp_path, weights) -> None:
+    with pytest.raises(ValueError, match="condition_weights"):
+        config_from_dict(_config(tmp_path, data={"kind": "synthetic", "conditions": ["normal", "dark"],
+                                                 "condition_weights": weights}))
+
+
 @pytest.mark.slow
 def test_a_few_training_steps_lower_the_loss(tmp_path) -> None:
     torch.manual_seed(0)

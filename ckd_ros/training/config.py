@@ -28,6 +28,9 @@ class DataConfig:
     # synthetic only: scene seeds [start, stop), conditions and generator settings
     synthetic_seeds: tuple[int, int] = (0, 100000)
     conditions: tuple[str, ...] = CONDITIONS
+    # relative sampling weight of each entry of `conditions`; empty = uniform. Lets the conditions where
+    # only one modality sees the target (and the model must learn to set the other aside) come up more often.
+    condition_weights: tuple[float, ...] = ()
     synthetic: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -37,6 +40,11 @@ class DataConfig:
             raise ValueError(f"data.root is required for data.kind {self.kind!r}")
         self.synthetic_seeds = tuple(self.synthetic_seeds)
         self.conditions = tuple(self.conditions)
+        self.condition_weights = tuple(float(w) for w in self.condition_weights)
+        if self.condition_weights and (len(self.condition_weights) != len(self.conditions)
+                                       or min(self.condition_weights) < 0 or sum(self.condition_weights) <= 0):
+            raise ValueError(f"data.condition_weights {list(self.condition_weights)} must give one non-negative "
+                             f"weight per condition {list(self.conditions)}, not all zero")
 
     def synthetic_config(self) -> SyntheticConfig:
         return SyntheticConfig(**self.synthetic)

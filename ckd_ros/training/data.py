@@ -156,12 +156,17 @@ class SyntheticPairDataset(PairDataset):
     def __init__(self, sampling: SamplingConfig, samples_per_epoch: int, seeds: Sequence[int] | range,
                  conditions: Sequence[str] = CONDITIONS, synthetic: SyntheticConfig | None = None,
                  seed: int = 0, samples_per_block: int = 16, active_blocks: int = 8,
-                 frames_per_block: int = 6) -> None:
+                 frames_per_block: int = 6, condition_weights: Sequence[float] = ()) -> None:
         super().__init__(sampling, samples_per_epoch, seed)
-        self.scene_seeds = list(seeds)
+        self.scene_seeds = np.asarray(list(seeds), dtype=np.int64)  # an array: drawing from a list copies it
         self.conditions = list(conditions)
-        if not self.scene_seeds or not self.conditions:
+        if not len(self.scene_seeds) or not self.conditions:
             raise ValueError("synthetic training needs at least one scene seed and one condition")
+        if len(condition_weights) not in (0, len(self.conditions)):
+            raise ValueError(f"{len(condition_weights)} condition weights for {len(self.conditions)} conditions")
+        # None keeps numpy's uniform draw (and with it the random stream of unweighted runs)
+        self.condition_p = (np.asarray(condition_weights, float) / float(np.sum(condition_weights))
+                            if len(condition_weights) else None)
         self.synthetic = synthetic or SyntheticConfig()
         self.samples_per_block = max(1, int(samples_per_block))
         self.active_blocks = max(1, int(active_blocks))
@@ -172,20 +177,24 @@ class SyntheticPairDataset(PairDataset):
         span = self.samples_per_block * self.active_blocks
         return (index // span) * self.active_blocks + index % self.active_blocks
 
+    def scene_plan(self, block: int) -> tuple[int, str, np.ndarray]:
+        """(scene seed, condition, frame indices) of a block: drawn without rendering anything."""
+        rng = np.random.default_rng([self.seed, self.epoch, 1 << 40, block])
+        scene_seed = int(rng.choice(self.scene_seeds))
+        condition = str(rng.choice(self.conditions, p=self.condition_p))
+        n = self.synthetic.num_frames
+        span = min(n - 1, self.sampling.max_interval)
+        start = int(rng.integers(0, n - span))
+        k = min(self.frames_per_block, span + 1)
+        return scene_seed, condition, np.sort(start + rng.choice(span + 1, k, replace=False))
+
     def _block(self, block: int) -> tuple[SyntheticScene, np.ndarray, dict]:
         key = (self.epoch, block)
         if key not in self._cache:
             if len(self._cache) >= 2 * self.active_blocks:
                 self._cache.pop(next(iter(self._cache)))
-            rng = np.random.default_rng([self.seed, self.epoch, 1 << 40, block])
-            scene = SyntheticScene(int(rng.choice(self.scene_seeds)), str(rng.choice(self.conditions)),
-                                   self.synthetic)
-            n = len(scene)
-            span = min(n - 1, self.sampling.max_interval)
-            start = int(rng.integers(0, n - span))
-            k = min(self.frames_per_block, span + 1)
-            frames = np.sort(start + rng.choice(span + 1, k, replace=False))
-            self._cache[key] = (scene, frames, {})
+            scene_seed, condition, frames = self.scene_plan(block)
+            self._cache[key] = (SyntheticScene(scene_seed, condition, self.synthetic), frames, {})
         return self._cache[key]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
