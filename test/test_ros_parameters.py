@@ -120,3 +120,12 @@ def test_the_node_refuses_bad_sets_with_reasons_and_keeps_good_ones(ros_node):
     ros_node._lifecycle = "active"
     refused = ros_node.set_parameters([Parameter("checkpoint", value="/tmp/y.pth.tar")])[0]
     assert not refused.successful and "configured" in refused.reason
+
+
+@pytest.mark.parametrize("limit, expected", [(0, None), (640, 640)])
+def test_exact_crop_limit_reaches_the_tracker_and_zero_means_always_the_reference_crop(ros_node, limit, expected):
+    from rclpy.parameter import Parameter
+    assert all(r.successful for r in ros_node.set_parameters(
+        [Parameter("exact_crop_limit", value=limit), Parameter("device", value="cpu")]))
+    ros_node.trigger_configure()
+    assert ros_node._tracker is not None and ros_node._tracker.config.exact_crop_limit == expected

@@ -225,7 +225,8 @@ class TrackerNode(LifecycleNode):
         status = tracking.StatusConfig(
             lost_threshold=values["status.lost_threshold"], recover_threshold=values["status.recover_threshold"],
             lost_patience=values["status.lost_patience"], recover_patience=values["status.recover_patience"])
-        config = tracking.TrackerConfig(thermal_gain=gain, registration=registration, status=status)
+        config = tracking.TrackerConfig(thermal_gain=gain, registration=registration, status=status,
+                                        exact_crop_limit=values["exact_crop_limit"] or None)
         tracker = tracking.CKDTracker(ckd_model.optimize(net.to(device), precision), config, device=device)
         self._warm_up(tracker)
         with self._lock:

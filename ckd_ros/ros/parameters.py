@@ -127,6 +127,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("status.lost_patience", 3, "frames below lost_threshold before LOST", "configure", range=(1, 1000)),
     ParameterSpec("status.recover_patience", 2, "frames above recover_threshold before TRACKING again",
                   "configure", range=(1, 1000)),
+    ParameterSpec("exact_crop_limit", 2048,
+                  "crops wider than this (pixels) are resampled straight from the image: bounded cost when the "
+                  "target fills a large frame, within a grey level of the reference; 0 = always the reference's crop",
+                  "configure", range=(0, 1_000_000)),
     # thermal
     ParameterSpec("thermal.gain_mode", "percentile",
                   "16-bit / float thermal -> 8 bit: percentile (clip at percentiles), minmax, fixed (window)",
