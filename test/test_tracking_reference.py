@@ -211,6 +211,15 @@ def test_the_direct_resample_keeps_the_reference_border_quirk_and_refuses_crops_
         sample_target(image, [500.0, 500.0, 10.0, 10.0], 4.0, 16, exact_limit=1)
 
 
+@pytest.mark.parametrize("box", [[500.0, 5.0, 10.0, 10.0], [-30.0, 5.0, 10.0, 10.0], [5.0, -30.0, 10.0, 10.0]])
+@pytest.mark.parametrize("limit", [None, 1])
+def test_crops_wholly_off_the_image_are_refused_on_both_paths(box, limit):
+    # left of or above the image the crop's end is negative: sliced as is, it would wrap to the far side
+    image = np.full((40, 40, 3), 200, dtype=np.uint8)
+    with pytest.raises(ValueError, match="does not overlap"):
+        sample_target(image, box, 2.0, 16, exact_limit=limit)
+
+
 def test_the_tracker_bounds_crop_cost_by_default_and_validates_the_limit():
     assert TrackerConfig().exact_crop_limit == 2048  # above every crop of the parity data
     with pytest.raises(ValueError, match="exact_crop_limit"):

@@ -46,7 +46,8 @@ def sample_target(image: np.ndarray, box: Box, factor: float, output_size: int,
                   exact_limit: int | None = None) -> tuple[np.ndarray, CropGeometry]:
     """Square crop of ``image`` around ``box``, zero-padded and resized to ``output_size``.
 
-    Byte-identical to the reference ``sample_target`` (uint8 in, uint8 out). ``geometry`` may be passed
+    Byte-identical to the reference ``sample_target`` (uint8 in, uint8 out) for every crop that overlaps
+    the image; one wholly off it raises ValueError (the reference's slicing wraps around). ``geometry`` may be passed
     when several modalities are cropped with the same box. The reference builds the whole zero-padded crop
     before resizing it, which costs tens of milliseconds once the crop side reaches thousands of pixels
     (a target filling a 1080p frame gives a 5760 px crop); above ``exact_limit`` px the output is resampled
@@ -62,13 +63,12 @@ def sample_target(image: np.ndarray, box: Box, factor: float, output_size: int,
     # The "+ 1" is the reference's: touching the right/bottom border drops the last column/row.
     x2_pad = max(x2 - W + 1, 0)
     y2_pad = max(y2 - H + 1, 0)
-    if exact_limit is not None and g.crop_size > exact_limit:
-        if g.y1 + y1_pad >= y2 - y2_pad or g.x1 + x1_pad >= x2 - x2_pad:
-            raise ValueError(f"crop around box {list(box)} does not overlap the {W}x{H} image")
-        return _resample_crop(image[:H - 1 if y2_pad else H, :W - 1 if x2_pad else W], g, output_size), g
-    crop = image[g.y1 + y1_pad: y2 - y2_pad, g.x1 + x1_pad: x2 - x2_pad]
-    if crop.size == 0:
+    top, bottom, left, right = g.y1 + y1_pad, y2 - y2_pad, g.x1 + x1_pad, x2 - x2_pad
+    if top >= bottom or left >= right:  # also before slicing: a negative end would wrap around
         raise ValueError(f"crop around box {list(box)} does not overlap the {W}x{H} image")
+    if exact_limit is not None and g.crop_size > exact_limit:
+        return _resample_crop(image[:H - 1 if y2_pad else H, :W - 1 if x2_pad else W], g, output_size), g
+    crop = image[top:bottom, left:right]
     if x1_pad or y1_pad or x2_pad or y2_pad:
         crop = cv2.copyMakeBorder(crop, y1_pad, y2_pad, x1_pad, x2_pad, cv2.BORDER_CONSTANT, value=0)
     # INTER_LINEAR on uint8 is OpenCV's fixed-point bilinear; a float bilinear is not bit-identical.
