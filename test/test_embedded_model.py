@@ -10,7 +10,7 @@ from ckd_ros.model import load_default_model
 from ckd_ros.tracking import CKDTracker
 from ckd_ros.training.evaluate_synthetic import success_auc, track_sequence
 
-# held out from training (scene seeds 0-4999) and from the README's scores (100000-100007)
+# held out from training (scene seeds 0-4999) and from the README's scores (100000-100031)
 SEEDS = (100100, 100101, 100102)
 
 
@@ -28,13 +28,14 @@ def auc_by_condition() -> dict[str, float]:
 
 
 def test_the_embedded_model_tracks_unseen_scenes_in_every_condition(auc_by_condition) -> None:
-    # measured when the model was committed: normal 0.58, dark 0.59, glare 0.58, crossover 0.37, occlusion 0.48
+    # measured when the model was committed: normal 0.63, dark 0.63, glare 0.61, crossover 0.50, occlusion 0.51
+    # (the previous model, epoch 28: 0.58, 0.59, 0.58, 0.37, 0.48)
     for condition in ("normal", "dark", "glare"):
-        assert auc_by_condition[condition] > 0.5, auc_by_condition
-    assert auc_by_condition["occlusion"] > 0.4, auc_by_condition
-    assert np.mean(list(auc_by_condition.values())) > 0.45, auc_by_condition
+        assert auc_by_condition[condition] > 0.55, auc_by_condition
+    assert auc_by_condition["occlusion"] > 0.45, auc_by_condition
+    assert np.mean(list(auc_by_condition.values())) > 0.5, auc_by_condition
 
 
 def test_during_thermal_crossover_the_embedded_model_still_finds_the_target_through_rgb(auc_by_condition) -> None:
-    # the thermal-only model of the same recipe scores 0.04 on crossover (README); anything near 0.3 needs RGB
-    assert auc_by_condition["crossover"] > 0.3, auc_by_condition
+    # the thermal-only model of the same recipe scores 0.05 on crossover (README); 0.4 needs RGB
+    assert auc_by_condition["crossover"] > 0.4, auc_by_condition
