@@ -66,7 +66,7 @@ def test_condition_weights_set_how_often_each_condition_is_drawn_and_their_absen
     assert _scene_conditions(build_dataset(plain), 8)[7] == str(rng.choice(["normal", "crossover"]))
 
 
-@pytest.mark.parametrize("weights", [[1.0], [1.0, -1.0], [0.0, 0.0]])
+@pytest.mark.parametrize("weights", [[1.0], [1.0, -1.0], [0.0, 0.0], [1.0, float("nan")]])
 def test_condition_weights_must_give_one_non_negative_weight_per_condition(tmp_path, weights) -> None:
     with pytest.raises(ValueError, match="condition_weights"):
         config_from_dict(_config(tmp_path, data={"kind": "synthetic", "conditions": ["normal", "dark"],

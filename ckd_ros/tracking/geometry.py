@@ -47,12 +47,12 @@ def sample_target(image: np.ndarray, box: Box, factor: float, output_size: int,
     """Square crop of ``image`` around ``box``, zero-padded and resized to ``output_size``.
 
     Byte-identical to the reference ``sample_target`` (uint8 in, uint8 out) for every crop that overlaps
-    the image; one wholly off it raises ValueError (the reference's slicing wraps around). ``geometry`` may be passed
-    when several modalities are cropped with the same box. The reference builds the whole zero-padded crop
-    before resizing it, which costs tens of milliseconds once the crop side reaches thousands of pixels
-    (a target filling a 1080p frame gives a 5760 px crop); above ``exact_limit`` px the output is resampled
-    straight from the image instead, at a cost independent of the crop (same geometry, bilinear, within a
-    few grey levels of the reference).
+    the image; one wholly off it raises ValueError (the reference's slicing wraps around). ``geometry`` may
+    be passed when several modalities are cropped with the same box. The reference builds the whole
+    zero-padded crop before resizing it, which costs tens of milliseconds once the crop side reaches
+    thousands of pixels (a target filling a 1080p frame gives a 5760 px crop); above ``exact_limit`` px the
+    output is resampled straight from the image instead, at a cost independent of the crop (same geometry,
+    bilinear, within a few grey levels of the reference).
     """
     g = geometry if geometry is not None else crop_geometry(box, factor, output_size)
     H, W = image.shape[:2]

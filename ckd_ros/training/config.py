@@ -11,7 +11,7 @@ import yaml
 from ckd_ros.data.synthetic import CONDITIONS, SyntheticConfig
 from ckd_ros.model import ModelConfig
 
-from .data import SamplingConfig
+from .data import SamplingConfig, condition_probabilities
 from .losses import LossWeights
 
 DATASET_KINDS = ("synthetic", "lasher", "rgbt234", "rgbt210", "gtot", "vtuav", "plain")
@@ -41,10 +41,7 @@ class DataConfig:
         self.synthetic_seeds = tuple(self.synthetic_seeds)
         self.conditions = tuple(self.conditions)
         self.condition_weights = tuple(float(w) for w in self.condition_weights)
-        if self.condition_weights and (len(self.condition_weights) != len(self.conditions)
-                                       or min(self.condition_weights) < 0 or sum(self.condition_weights) <= 0):
-            raise ValueError(f"data.condition_weights {list(self.condition_weights)} must give one non-negative "
-                             f"weight per condition {list(self.conditions)}, not all zero")
+        condition_probabilities(self.conditions, self.condition_weights)  # refuse bad weights when read
 
     def synthetic_config(self) -> SyntheticConfig:
         return SyntheticConfig(**self.synthetic)

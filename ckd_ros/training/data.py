@@ -144,6 +144,18 @@ class PairDataset(Dataset):
         return np.random.default_rng([self.seed, self.epoch, int(index)])
 
 
+def condition_probabilities(conditions: Sequence[str], weights: Sequence[float]) -> np.ndarray | None:
+    """Sampling probabilities from relative weights, one per condition; None (no weights) keeps numpy's
+    uniform draw and with it the random stream of unweighted runs."""
+    if not len(weights):
+        return None
+    w = np.asarray(weights, dtype=np.float64)
+    if len(w) != len(conditions) or not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0:
+        raise ValueError(f"data.condition_weights {w.tolist()} must give one non-negative weight per condition "
+                         f"{list(conditions)}, not all zero")
+    return w / w.sum()
+
+
 class SyntheticPairDataset(PairDataset):
     """Pairs from the procedural generator.
 
@@ -162,11 +174,7 @@ class SyntheticPairDataset(PairDataset):
         self.conditions = list(conditions)
         if not len(self.scene_seeds) or not self.conditions:
             raise ValueError("synthetic training needs at least one scene seed and one condition")
-        if len(condition_weights) not in (0, len(self.conditions)):
-            raise ValueError(f"{len(condition_weights)} condition weights for {len(self.conditions)} conditions")
-        # None keeps numpy's uniform draw (and with it the random stream of unweighted runs)
-        self.condition_p = (np.asarray(condition_weights, float) / float(np.sum(condition_weights))
-                            if len(condition_weights) else None)
+        self.condition_p = condition_probabilities(self.conditions, condition_weights)
         self.synthetic = synthetic or SyntheticConfig()
         self.samples_per_block = max(1, int(samples_per_block))
         self.active_blocks = max(1, int(active_blocks))
