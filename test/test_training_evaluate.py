@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from ckd_ros.model import default_checkpoint_path
-from ckd_ros.training.evaluate_synthetic import main, success_auc
+from ckd_ros.training.evaluate_synthetic import format_margins, format_table, main, standard_error, success_auc
 
 
 def test_success_auc_counts_frames_above_each_of_21_thresholds_and_ignores_the_first_frame() -> None:
@@ -22,7 +22,7 @@ def test_success_auc_counts_frames_above_each_of_21_thresholds_and_ignores_the_f
 def test_command_scores_fused_and_single_modality_models_and_prints_the_margins(tmp_path, capsys) -> None:
     ckpt = str(default_checkpoint_path())
     out = tmp_path / "scores.json"
-    assert main(["--checkpoint", f"rgbt={ckpt}", "--checkpoint", f"rgb={ckpt}:rgb", "--seeds", "100000",
+    assert main(["--checkpoint", f"rgbt={ckpt}", "--checkpoint", f"rgb={ckpt}:rgb", "--seeds", "100000,100001",
                  "--conditions", "dark,crossover", "--frames", "6", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "| rgbt |" in text and "| rgb |" in text and "| rgbt - rgb |" in text
@@ -32,4 +32,18 @@ def test_command_scores_fused_and_single_modality_models_and_prints_the_margins(
         assert all(0.0 <= v <= 20 / 21 for v in model.values())
     margin_row = next(line for line in text.splitlines() if line.startswith("| rgbt - rgb |"))
     expected = res["auc"]["rgbt"]["dark"] - res["auc"]["rgb"]["dark"]
-    assert margin_row.split("|")[2].strip() == f"{expected:+.3f}"
+    paired = standard_error(np.subtract(res["per_sequence"]["rgbt"]["dark"], res["per_sequence"]["rgb"]["dark"]))
+    assert margin_row.split("|")[2].strip() == f"{expected:+.3f} ± {paired:.3f}"
+    assert f"{res['auc']['rgb']['crossover']:.3f} ± {res['sem']['rgb']['crossover']:.3f}" in text
+
+
+def test_means_carry_their_standard_error_and_margins_the_paired_one() -> None:
+    assert abs(standard_error([0.9, 0.1, 0.9, 0.1]) - 0.4 / np.sqrt(3)) < 1e-12  # std (n - 1) 0.462 / sqrt(4)
+    per_seq = {"f": {"dark": [0.9, 0.1, 0.9, 0.1]}, "s": {"dark": [0.8, 0.0, 0.8, 0.1]}}
+    auc = {m: {"dark": float(np.mean(v["dark"])), "all": float(np.mean(v["dark"]))} for m, v in per_seq.items()}
+    table = format_table(auc, ["dark"], {m: {"dark": 0.2, "all": 0.2} for m in auc})
+    assert "| f | 0.500 ± 0.200 | 0.500 ± 0.200 |" in table
+    margins = format_margins(auc, {"f": "rgbt", "s": "rgb"}, ["dark"], per_seq)
+    # differences 0.1, 0.1, 0.1, 0.0: a lead of 0.075 whose paired error (0.025) is far below either mean's
+    assert "| f - s | +0.075 ± 0.025 | +0.075 ± 0.025 |" in margins
+    assert "±" not in format_margins(auc, {"f": "rgbt", "s": "rgb"}, ["dark"])

@@ -1,13 +1,14 @@
 """Score checkpoints on held-out synthetic sequences: success AUC per generator condition.
 
   python -m ckd_ros.training.evaluate_synthetic --checkpoint rgbt=ckd_ros/weights/ckd_demo_small.pth.tar \
-      --checkpoint rgb=runs/rgb/ckd_rgb_only.pth.tar:rgb --seeds 100000:100008
+      --checkpoint rgb=runs/rgb/ckd_demo_small.pth.tar:rgb --seeds 100000:100032
 
 Each `--checkpoint NAME=PATH[:MODALITY]` is tracked with the project's CKDTracker (reference arithmetic) on
 every condition x seed. MODALITY (rgbt, rgb, tir) says what the network is fed, as in training: a
 single-modality model gets its one modality on both inputs. Success: per sequence, the fraction of frames
 1..N-1 whose IoU with the ground truth exceeds each threshold 0, 0.05, ..., 1 (continuous-coordinate IoU:
-synthetic boxes are sub-pixel exact), averaged over thresholds (AUC), then over sequences. Seeds used for
+synthetic boxes are sub-pixel exact), averaged over thresholds (AUC), then over sequences; each mean and
+each fused-minus-single margin is printed with its standard error over sequences. Seeds used for
 training the embedded model are < 100000; the default evaluation seeds are not.
 """
 from __future__ import annotations
@@ -75,26 +76,51 @@ def evaluate(models: dict[str, tuple[torch.nn.Module, str]], seeds: list[int], c
     table = {m: {c: float(np.mean(v)) for c, v in d.items()} for m, d in per_seq.items()}
     for m in table:
         table[m]["all"] = float(np.mean([x for v in per_seq[m].values() for x in v]))
-    return {"auc": table, "per_sequence": per_seq, "seeds": list(seeds), "conditions": list(conditions)}
+    sem = {m: {c: standard_error(v) for c, v in _with_all(d).items()} for m, d in per_seq.items()}
+    return {"auc": table, "sem": sem, "per_sequence": per_seq, "seeds": list(seeds), "conditions": list(conditions)}
 
 
-def format_table(auc: dict[str, dict[str, float]], conditions: list[str]) -> str:
+def standard_error(values) -> float:
+    """Standard error of a mean over sequences. Per-sequence AUC is close to bimodal (followed to the end or
+    lost early), so a handful of seeds leaves a wide one: print it next to every mean."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+
+
+def _with_all(per_condition: dict[str, list[float]]) -> dict[str, list[float]]:
+    return {**per_condition, "all": [x for v in per_condition.values() for x in v]}
+
+
+def format_table(auc: dict[str, dict[str, float]], conditions: list[str],
+                 sem: dict[str, dict[str, float]] | None = None) -> str:
+    """Markdown table of mean AUC per condition, with its standard error when `sem` is given."""
     cols = list(conditions) + ["all"]
     lines = ["| model | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
     for m, row in auc.items():
-        lines.append(f"| {m} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + " |")
+        cells = [f"{row[c]:.3f}" + (f" ± {sem[m][c]:.3f}" if sem else "") for c in cols]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def format_margins(auc: dict[str, dict[str, float]], modalities: dict[str, str], conditions: list[str]) -> str:
-    """The fused models' lead over each single-modality model, per condition (positive: fusion is better)."""
+def format_margins(auc: dict[str, dict[str, float]], modalities: dict[str, str], conditions: list[str],
+                   per_sequence: dict[str, dict[str, list[float]]] | None = None) -> str:
+    """The fused models' lead over each single-modality model, per condition (positive: fusion is better).
+    With `per_sequence`, each lead carries the standard error of the per-sequence differences: both models
+    track the same sequences, so the paired error is the one that says whether a lead is real."""
     cols = list(conditions) + ["all"]
     fused = [m for m, mod in modalities.items() if mod == "rgbt"]
     single = [m for m, mod in modalities.items() if mod != "rgbt"]
     lines = []
     for f in fused:
         for s in single:
-            lines.append(f"| {f} - {s} | " + " | ".join(f"{auc[f][c] - auc[s][c]:+.3f}" for c in cols) + " |")
+            cells = []
+            for c in cols:
+                cell = f"{auc[f][c] - auc[s][c]:+.3f}"
+                if per_sequence:
+                    a, b = _with_all(per_sequence[f])[c], _with_all(per_sequence[s])[c]
+                    cell += f" ± {standard_error(np.subtract(a, b)):.3f}"
+                cells.append(cell)
+            lines.append(f"| {f} - {s} | " + " | ".join(cells) + " |")
     if not lines:
         return ""
     return "\n".join(["| margin | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)] + lines)
@@ -110,7 +136,7 @@ def _parse_seeds(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", action="append", required=True, metavar="NAME=PATH[:MODALITY]")
-    p.add_argument("--seeds", default="100000:100008", help="a:b (range) or comma list; default 100000:100008")
+    p.add_argument("--seeds", default="100000:100032", help="a:b (range) or comma list; default 100000:100032")
     p.add_argument("--conditions", default=",".join(CONDITIONS))
     p.add_argument("--frames", type=int, default=100)
     p.add_argument("--device", default="cpu")
@@ -134,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                    args.device, log=lambda s: print(s, file=sys.stderr, flush=True))
     res["seconds"] = time.time() - t0
     res["command"] = "python -m ckd_ros.training.evaluate_synthetic " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(format_table(res["auc"], conditions))
-    margins = format_margins(res["auc"], {m: mod for m, (_, mod) in models.items()}, conditions)
+    print(format_table(res["auc"], conditions, res["sem"]))
+    margins = format_margins(res["auc"], {m: mod for m, (_, mod) in models.items()}, conditions,
+                             res["per_sequence"])
     if margins:
         print()
         print(margins)
