@@ -73,9 +73,7 @@ def evaluate(models: dict[str, tuple[torch.nn.Module, str]], seeds: list[int], c
                 per_seq[m][cond].append(success_auc(pred, seq.boxes))
             if log:
                 log(f"{seq.name}: " + ", ".join(f"{m} {per_seq[m][cond][-1]:.3f}" for m in models))
-    table = {m: {c: float(np.mean(v)) for c, v in d.items()} for m, d in per_seq.items()}
-    for m in table:
-        table[m]["all"] = float(np.mean([x for v in per_seq[m].values() for x in v]))
+    table = {m: {c: float(np.mean(v)) for c, v in _with_all(d).items()} for m, d in per_seq.items()}
     sem = {m: {c: standard_error(v) for c, v in _with_all(d).items()} for m, d in per_seq.items()}
     return {"auc": table, "sem": sem, "per_sequence": per_seq, "seeds": list(seeds), "conditions": list(conditions)}
 
