@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ckd_ros.data.synthetic import SyntheticConfig, generate_sequence
+from ckd_ros.data.synthetic import SyntheticConfig, SyntheticScene, generate_sequence
 from ckd_ros.model import load_checkpoint
 from ckd_ros.tracking import CKDTracker
 from ckd_ros.training.cli import main as train_main
@@ -71,6 +71,43 @@ def test_condition_weights_must_give_one_non_negative_weight_per_condition(tmp_p
     with pytest.raises(ValueError, match="condition_weights"):
         config_from_dict(_config(tmp_path, data={"kind": "synthetic", "conditions": ["normal", "dark"],
                                                  "condition_weights": weights}))
+
+
+def test_distractor_distance_is_the_nearest_look_alike_centre_distance_in_target_sizes() -> None:
+    scene = SyntheticScene(3, "normal", SyntheticConfig(**SMALL_SCENES))
+    tg = scene.target
+    for i, o in enumerate(scene.distractors):  # park every distractor far away, then one beside the target
+        o.cx, o.cy = tg.cx + 1000.0 * (i + 1), tg.cy.copy()
+    scene.distractors[1].cx = tg.cx + tg.w  # one target width to the right
+    assert np.allclose(scene.distractor_distance(), tg.w / np.sqrt(tg.w * tg.h))
+
+
+def _close_share(ds: SyntheticPairDataset, blocks: int) -> float:
+    shares = []
+    for b in range(blocks):
+        seed, condition, frames = ds.scene_plan(b)
+        assert frames.max() - frames.min() <= ds.sampling.max_interval and len(set(frames.tolist())) == len(frames)
+        d = SyntheticScene(seed, condition, ds.synthetic).distractor_distance()
+        shares.append(float(np.mean(d[frames] < ds.close_call_distance)))
+    return float(np.mean(shares))
+
+
+def test_close_call_blocks_draw_mostly_frames_with_a_distractor_beside_the_target() -> None:
+    scenes = SyntheticConfig(**{**SMALL_SCENES, "num_frames": 60})
+    common = dict(sampling=SamplingConfig(max_interval=20), samples_per_epoch=16, seeds=range(50),
+                  synthetic=scenes)
+    plain = SyntheticPairDataset(**common, close_call_distance=1.0)
+    close = SyntheticPairDataset(**common, close_call_prob=1.0, close_call_distance=1.0)
+    assert _close_share(close, 24) > 0.7 and _close_share(plain, 24) < 0.4
+    # the scene stream is untouched: with or without close calls, block b shows the same scene
+    assert [plain.scene_plan(b)[:2] for b in range(10)] == [close.scene_plan(b)[:2] for b in range(10)]
+
+
+@pytest.mark.parametrize("prob, distance", [(-0.1, 1.0), (1.5, 1.0), (0.5, 0.0), (0.5, float("nan"))])
+def test_close_call_settings_are_checked_when_the_config_is_read(tmp_path, prob, distance) -> None:
+    with pytest.raises(ValueError, match="close_call"):
+        config_from_dict(_config(tmp_path, data={"kind": "synthetic", "close_call_prob": prob,
+                                                 "close_call_distance": distance}))
 
 
 @pytest.mark.slow

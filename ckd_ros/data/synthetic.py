@@ -299,6 +299,14 @@ class SyntheticScene:
     def name(self) -> str:
         return f"syn_{self.condition.value}_{self.seed:05d}"
 
+    def distractor_distance(self) -> np.ndarray:
+        """(N,) per frame: the nearest distractor's centre distance to the target centre, in target sizes
+        (sqrt(w h)). Small values are the close calls where trackers jump to a look-alike."""
+        tg = self.target
+        size = np.sqrt(tg.w * tg.h)
+        d = [np.hypot(o.cx - tg.cx, o.cy - tg.cy) for o in self.distractors]
+        return (np.min(d, axis=0) if d else np.full(len(size), np.inf)) / size
+
     # ------------------------------------------------------------------------------------------- render
     def _paste(self, rgb: np.ndarray, tir: np.ndarray, obj_tex: np.ndarray, heat_tex: np.ndarray | None,
                heat: float, cx: float, cy: float, w: float, h: float, rounded: float,

@@ -11,7 +11,7 @@ import yaml
 from ckd_ros.data.synthetic import CONDITIONS, SyntheticConfig
 from ckd_ros.model import ModelConfig
 
-from .data import SamplingConfig, condition_probabilities
+from .data import SamplingConfig, check_close_calls, condition_probabilities
 from .losses import LossWeights
 
 DATASET_KINDS = ("synthetic", "lasher", "rgbt234", "rgbt210", "gtot", "vtuav", "plain")
@@ -31,6 +31,11 @@ class DataConfig:
     # relative sampling weight of each entry of `conditions`; empty = uniform. Lets the conditions where
     # only one modality sees the target (and the model must learn to set the other aside) come up more often.
     condition_weights: tuple[float, ...] = ()
+    # share of scene blocks whose frames are drawn mostly from close calls (a distractor within
+    # `close_call_distance` target sizes of the target): the moments a tracker jumps to a look-alike are a
+    # few frames per scene, too rare in uniform draws to be learnt (as in distractor-aware training)
+    close_call_prob: float = 0.0
+    close_call_distance: float = 1.0
     synthetic: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -42,6 +47,7 @@ class DataConfig:
         self.conditions = tuple(self.conditions)
         self.condition_weights = tuple(float(w) for w in self.condition_weights)
         condition_probabilities(self.conditions, self.condition_weights)  # refuse bad weights when read
+        check_close_calls(self.close_call_prob, self.close_call_distance)
 
     def synthetic_config(self) -> SyntheticConfig:
         return SyntheticConfig(**self.synthetic)

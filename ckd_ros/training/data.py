@@ -156,6 +156,13 @@ def condition_probabilities(conditions: Sequence[str], weights: Sequence[float])
     return w / w.sum()
 
 
+def check_close_calls(prob: float, distance: float) -> None:
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"data.close_call_prob must lie in [0, 1], got {prob}")
+    if not distance > 0:
+        raise ValueError(f"data.close_call_distance must be > 0 target sizes, got {distance}")
+
+
 class SyntheticPairDataset(PairDataset):
     """Pairs from the procedural generator.
 
@@ -163,18 +170,22 @@ class SyntheticPairDataset(PairDataset):
     grouped in blocks: a block is one scene (seed, condition) and a handful of its frames (spanning at most
     `max_interval`), and each sample of the block draws its own template/search frames among them, its own
     jitter, augmentation and mask. `active_blocks` blocks are interleaved so a batch of consecutive indices
-    mixes several scenes. Still a pure function of (seed, epoch, index)."""
+    mixes several scenes. A share `close_call_prob` of the blocks favours frames where a distractor comes
+    within `close_call_distance` target sizes of the target. Still a pure function of (seed, epoch, index)."""
 
     def __init__(self, sampling: SamplingConfig, samples_per_epoch: int, seeds: Sequence[int] | range,
                  conditions: Sequence[str] = CONDITIONS, synthetic: SyntheticConfig | None = None,
                  seed: int = 0, samples_per_block: int = 16, active_blocks: int = 8,
-                 frames_per_block: int = 6, condition_weights: Sequence[float] = ()) -> None:
+                 frames_per_block: int = 6, condition_weights: Sequence[float] = (),
+                 close_call_prob: float = 0.0, close_call_distance: float = 1.0) -> None:
         super().__init__(sampling, samples_per_epoch, seed)
         self.scene_seeds = np.asarray(list(seeds), dtype=np.int64)  # an array: drawing from a list copies it
         self.conditions = list(conditions)
         if not len(self.scene_seeds) or not self.conditions:
             raise ValueError("synthetic training needs at least one scene seed and one condition")
         self.condition_p = condition_probabilities(self.conditions, condition_weights)
+        check_close_calls(close_call_prob, close_call_distance)
+        self.close_call_prob, self.close_call_distance = float(close_call_prob), float(close_call_distance)
         self.synthetic = synthetic or SyntheticConfig()
         self.samples_per_block = max(1, int(samples_per_block))
         self.active_blocks = max(1, int(active_blocks))
@@ -186,7 +197,11 @@ class SyntheticPairDataset(PairDataset):
         return (index // span) * self.active_blocks + index % self.active_blocks
 
     def scene_plan(self, block: int) -> tuple[int, str, np.ndarray]:
-        """(scene seed, condition, frame indices) of a block: drawn without rendering anything."""
+        """(scene seed, condition, frame indices) of a block (renders nothing)."""
+        scene_seed, condition, frames, _ = self._plan(block)
+        return scene_seed, condition, frames
+
+    def _plan(self, block: int) -> tuple[int, str, np.ndarray, SyntheticScene | None]:
         rng = np.random.default_rng([self.seed, self.epoch, 1 << 40, block])
         scene_seed = int(rng.choice(self.scene_seeds))
         condition = str(rng.choice(self.conditions, p=self.condition_p))
@@ -194,15 +209,29 @@ class SyntheticPairDataset(PairDataset):
         span = min(n - 1, self.sampling.max_interval)
         start = int(rng.integers(0, n - span))
         k = min(self.frames_per_block, span + 1)
-        return scene_seed, condition, np.sort(start + rng.choice(span + 1, k, replace=False))
+        # close calls draw from their own stream: with close_call_prob 0, runs keep the scenes they had
+        close_rng = np.random.default_rng([self.seed, self.epoch, 2 << 40, block])
+        if self.close_call_prob > 0 and close_rng.random() < self.close_call_prob:
+            scene = SyntheticScene(scene_seed, condition, self.synthetic)
+            close = scene.distractor_distance() < self.close_call_distance
+            if close.any():
+                anchor = int(close_rng.choice(np.flatnonzero(close)))
+                start = int(np.clip(anchor - close_rng.integers(0, span + 1), 0, n - 1 - span))
+                window = np.arange(start, start + span + 1)
+                weight = 1.0 + 7.0 * close[window]  # mostly close calls, some ordinary frames for contrast
+                frames = close_rng.choice(window, k, replace=False, p=weight / weight.sum())
+                return scene_seed, condition, np.sort(frames), scene
+            return scene_seed, condition, np.sort(start + rng.choice(span + 1, k, replace=False)), scene
+        return scene_seed, condition, np.sort(start + rng.choice(span + 1, k, replace=False)), None
 
     def _block(self, block: int) -> tuple[SyntheticScene, np.ndarray, dict]:
         key = (self.epoch, block)
         if key not in self._cache:
             if len(self._cache) >= 2 * self.active_blocks:
                 self._cache.pop(next(iter(self._cache)))
-            scene_seed, condition, frames = self.scene_plan(block)
-            self._cache[key] = (SyntheticScene(scene_seed, condition, self.synthetic), frames, {})
+            scene_seed, condition, frames, scene = self._plan(block)
+            scene = scene or SyntheticScene(scene_seed, condition, self.synthetic)
+            self._cache[key] = (scene, frames, {})
         return self._cache[key]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:

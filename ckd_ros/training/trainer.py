@@ -97,7 +97,8 @@ def build_dataset(cfg: TrainConfig) -> PairDataset:
     if d.kind == "synthetic":
         lo, hi = d.synthetic_seeds
         return SyntheticPairDataset(cfg.sampling, d.samples_per_epoch, range(lo, hi), d.conditions,
-                                    d.synthetic_config(), seed=d.seed, condition_weights=d.condition_weights)
+                                    d.synthetic_config(), seed=d.seed, condition_weights=d.condition_weights,
+                                    close_call_prob=d.close_call_prob, close_call_distance=d.close_call_distance)
     from ckd_ros.data.sequences import open_benchmark
 
     # the paper reads thermal as an 8-bit, 3-channel image
