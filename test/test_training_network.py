@@ -157,3 +157,67 @@ def test_the_training_network_gets_the_paper_drop_path_on_all_four_backbones() -
     net = build_network(cfg, log=lambda *_: None)
     for bb in (net.rgb_branch, net.tir_branch, net.teacher_rgb, net.teacher_tir):
         assert [b.drop_path_rate for b in bb.blocks] == [0.0, 0.1]
+
+
+def test_fine_tuning_from_an_inference_export_starts_each_teacher_as_its_modality_student(tmp_path) -> None:
+    from ckd_ros.model import save_checkpoint
+    from ckd_ros.training.config import DataConfig, TrainConfig
+    from ckd_ros.training.trainer import build_network
+
+    src = CKDTrainingNet(TINY)
+    path = tmp_path / "export.pth.tar"
+    save_checkpoint(src.inference_state_dict(), path, TINY)
+    cfg = TrainConfig(model=dict(embed_dim=32, depth=2, num_heads=2, template_size=32, search_size=64,
+                                 head_channels=16), data=DataConfig(kind="synthetic"), init=str(path))
+    said: list[str] = []
+    net = build_network(cfg, log=said.append)
+    for student, teacher, source in (("rgb_branch", "teacher_rgb", src.rgb_branch),
+                                     ("tir_branch", "teacher_tir", src.tir_branch)):
+        for k, v in source.state_dict().items():
+            assert torch.equal(getattr(net, student).state_dict()[k], v)
+            assert torch.equal(getattr(net, teacher).state_dict()[k], v), (teacher, k)
+    # copies, not aliases: the teachers train on their own
+    assert net.teacher_rgb.blocks[0].attn.qkv.weight is not net.rgb_branch.blocks[0].attn.qkv.weight
+    assert any("teacher" in line for line in said)
+    # the content loss therefore starts at zero: teacher and student see the same unmasked input
+    net.eval()
+    with torch.no_grad():
+        out = net(*_inputs(), search_mask=None)
+    assert float(content_loss(out["student_feats"][0], out["teacher_feats"][0])) < 1e-10
+
+
+def test_a_training_checkpoint_keeps_its_own_teachers(tmp_path) -> None:
+    from ckd_ros.model import save_checkpoint
+    from ckd_ros.training.config import DataConfig, TrainConfig
+    from ckd_ros.training.trainer import build_network
+
+    src = CKDTrainingNet(TINY)
+    path = tmp_path / "train.pth.tar"
+    save_checkpoint(src.state_dict(), path, TINY)
+    cfg = TrainConfig(model=dict(embed_dim=32, depth=2, num_heads=2, template_size=32, search_size=64,
+                                 head_channels=16), data=DataConfig(kind="synthetic"), init=str(path))
+    net = build_network(cfg, log=lambda *_: None)
+    assert torch.equal(net.teacher_tir.blocks[1].mlp.fc1.weight, src.teacher_tir.blocks[1].mlp.fc1.weight)
+    assert not torch.equal(net.teacher_tir.blocks[1].mlp.fc1.weight, src.tir_branch.blocks[1].mlp.fc1.weight)
+
+
+def test_modality_dropout_hides_one_student_from_the_fused_head_only() -> None:
+    net = CKDTrainingNet(TINY).eval()
+    x = _inputs()
+    keep = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
+    with torch.no_grad():
+        full = net(*x)
+        dropped = net(*x, modality_keep=keep)
+        # sample 0 with its RGB search image replaced: the fused head must not notice, the RGB student must
+        other = list(x)
+        other[2] = x[2].clone()
+        other[2][0] = torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(9))
+        dropped_other = net(*other, modality_keep=keep)
+    assert torch.equal(dropped["fused"]["score_map"][1], full["fused"]["score_map"][1])
+    assert not torch.allclose(dropped["fused"]["score_map"][0], full["fused"]["score_map"][0])
+    assert torch.allclose(dropped_other["fused"]["score_map"][0], dropped["fused"]["score_map"][0])
+    assert not torch.allclose(dropped_other["student_feats"][0][-1][0], dropped["student_feats"][0][-1][0])
+    # distillation sees the students unchanged, and teachers are untouched
+    for a, b in zip(dropped["student_feats"][0] + dropped["teacher_feats"][1],
+                    full["student_feats"][0] + full["teacher_feats"][1]):
+        assert torch.equal(a, b)

@@ -178,3 +178,25 @@ def test_benchmark_folders_feed_training_pairs(tmp_path) -> None:
     assert sample["search_rgb"].shape == (3, 64, 64) and torch.isfinite(sample["search_box"]).all()
     x, y, w, h = sample["search_box"].tolist()
     assert 0 <= x + w / 2 <= 1 and 0 <= y + h / 2 <= 1
+
+
+def test_modality_dropout_drops_one_modality_in_the_configured_share_of_samples(tmp_path) -> None:
+    from ckd_ros.training.data import modality_keep
+
+    rng = np.random.default_rng(0)
+    keeps = np.stack([modality_keep(rng, 0.4).numpy() for _ in range(4000)])
+    dropped = keeps.min(axis=1) == 0
+    assert keeps.sum(axis=1).min() >= 1  # never both
+    assert abs(dropped.mean() - 0.4) < 0.03
+    assert abs((keeps[dropped, 0] == 0).mean() - 0.5) < 0.05  # RGB and thermal equally often
+    off = SamplingConfig(template_size=32, search_size=64, patch_size=16)
+    on = SamplingConfig(template_size=32, search_size=64, patch_size=16, modality_dropout=0.5)
+    scenes = SyntheticConfig(**SMALL_SCENES)
+    ds_off = SyntheticPairDataset(off, 8, range(3), synthetic=scenes, seed=1)
+    ds_on = SyntheticPairDataset(on, 8, range(3), synthetic=scenes, seed=1)
+    a, b = ds_off[3], ds_on[3]
+    assert "modality_keep" not in a and b["modality_keep"].shape == (2,)
+    for k in a:  # enabling it changes nothing else about a sample
+        assert torch.equal(a[k], b[k]), k
+    with pytest.raises(ValueError, match="modality_dropout"):
+        SamplingConfig(modality_dropout=1.5)

@@ -41,6 +41,10 @@ class SamplingConfig:
     flip_prob: float = 0.5
     brightness_jitter: float = 0.2
     mask_ratio: float = 0.25  # share of the students' search tokens masked
+    # Not in the paper: share of samples whose fused head sees one student only (the other's search
+    # features zeroed; which one drawn 50/50). A fused head left to itself leans on whichever modality is
+    # easier to track (thermal, on the synthetic scenes) and hardly learns what the other one adds.
+    modality_dropout: float = 0.0
     patch_size: int = 16
     # "rgbt": both modalities; "rgb"/"tir": single-modality baseline, both inputs are that modality's image
     modality: str = "rgbt"
@@ -50,6 +54,8 @@ class SamplingConfig:
             raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
         if self.max_interval < 0:
             raise ValueError("max_interval must be >= 0")
+        if not 0.0 <= self.modality_dropout <= 1.0:
+            raise ValueError(f"sampling.modality_dropout must lie in [0, 1], got {self.modality_dropout}")
 
 
 def normalise(patch: np.ndarray) -> torch.Tensor:
@@ -116,9 +122,20 @@ def make_pair(frame_t: tuple[np.ndarray, np.ndarray, np.ndarray], frame_s: tuple
     gt = np.array([(box_s[0] - gx.x1) * gx.resize_factor, (box_s[1] - gx.y1) * gx.resize_factor,
                    box_s[2] * gx.resize_factor, box_s[3] * gx.resize_factor]) / cfg.search_size
     grid = cfg.search_size // cfg.patch_size
-    return {"template_rgb": normalise(z_rgb), "template_tir": normalise(z_tir), "search_rgb": normalise(x_rgb),
-            "search_tir": normalise(x_tir), "search_box": torch.tensor(gt, dtype=torch.float32),
-            "search_mask": search_token_mask(rng, grid * grid, cfg.mask_ratio)}
+    sample = {"template_rgb": normalise(z_rgb), "template_tir": normalise(z_tir), "search_rgb": normalise(x_rgb),
+              "search_tir": normalise(x_tir), "search_box": torch.tensor(gt, dtype=torch.float32),
+              "search_mask": search_token_mask(rng, grid * grid, cfg.mask_ratio)}
+    if cfg.modality_dropout > 0:  # drawn last and only when enabled: earlier recipes keep their random stream
+        sample["modality_keep"] = modality_keep(rng, cfg.modality_dropout)
+    return sample
+
+
+def modality_keep(rng: np.random.Generator, dropout: float) -> torch.Tensor:
+    """(2,) float: 1 where the fused head sees the RGB / thermal student, 0 where that one is dropped."""
+    keep = np.ones(2, np.float32)
+    if rng.random() < dropout:
+        keep[int(rng.integers(0, 2))] = 0.0
+    return torch.from_numpy(keep)
 
 
 def _box_ok(box: np.ndarray) -> bool:

@@ -73,15 +73,21 @@ class CKDTrainingNet(nn.Module):
     # ---------------------------------------------------------------------------------------------- forward
     def forward(self, template_rgb: torch.Tensor, template_tir: torch.Tensor, search_rgb: torch.Tensor,
                 search_tir: torch.Tensor, search_mask: torch.Tensor | None = None,
-                with_teachers: bool = True) -> dict[str, Any]:
+                with_teachers: bool = True, modality_keep: torch.Tensor | None = None) -> dict[str, Any]:
         """Stage-1 forward (no elimination). ``search_mask`` (B, S) bool: search positions whose patch
-        embedding is zeroed in BOTH students (teachers always see the unmasked input).
+        embedding is zeroed in BOTH students (teachers always see the unmasked input). ``modality_keep``
+        (B, 2): per sample, factors on the RGB and thermal students' search features entering the fused
+        head (0 drops that modality for the head; the distillation losses see the features unchanged).
 
         Returns ``fused`` / ``teacher_v`` / ``teacher_i`` head outputs and the per-block residual streams
         ``student_feats`` (rgb, tir) and ``teacher_feats`` (rgb, tir), each a list of (B, T+S, C)."""
         s_rgb, f_rgb = self.rgb_branch(template_rgb, search_rgb, search_mask, return_block_outputs=True)
         s_tir, f_tir = self.tir_branch(template_tir, search_tir, search_mask, return_block_outputs=True)
-        fused = self.box_head(self._map(torch.cat([s_rgb, s_tir], dim=2)))
+        h_rgb, h_tir = s_rgb, s_tir
+        if modality_keep is not None:
+            keep = modality_keep.to(s_rgb.dtype)
+            h_rgb, h_tir = s_rgb * keep[:, 0, None, None], s_tir * keep[:, 1, None, None]
+        fused = self.box_head(self._map(torch.cat([h_rgb, h_tir], dim=2)))
         out: dict[str, Any] = {"fused": fused, "student_feats": (f_rgb, f_tir)}
         if with_teachers:
             t_rgb, g_rgb = self.teacher_rgb(template_rgb, search_rgb, None, return_block_outputs=True)

@@ -42,7 +42,9 @@ def compute_losses(net: nn.Module, batch: dict[str, torch.Tensor], weights: Loss
         return total, {"loss": float(total.detach()), "iou": float(s["iou"]), "giou": float(s["giou"]),
                        "l1": float(s["l1"]), "focal": float(s["focal"])}
     mask = batch.get("search_mask") if use_mask else None
-    out = net(batch["template_rgb"], batch["template_tir"], batch["search_rgb"], batch["search_tir"], mask)
+    keep = batch.get("modality_keep")
+    extra = {} if keep is None else {"modality_keep": keep}
+    out = net(batch["template_rgb"], batch["template_tir"], batch["search_rgb"], batch["search_tir"], mask, **extra)
     fused, s = tracking_loss(out["fused"], gt, weights, heat)
     tv, sv = tracking_loss(out["teacher_v"], gt, weights, heat)
     ti, si = tracking_loss(out["teacher_i"], gt, weights, heat)
@@ -119,6 +121,14 @@ def build_network(cfg: TrainConfig, log=print) -> CKDTrainingNet:
             missing, unexpected = net.load_state_dict(sd, strict=False)
             if any(k.startswith(("rgb_branch.", "tir_branch.", "box_head.")) for k in missing):
                 raise ValueError(f"{cfg.init} lacks inference keys, e.g. {missing[:3]}")
+            if not any(k.startswith("teacher_") for k in sd):
+                # an inference export (students and fused head only): each teacher starts as a copy of its
+                # modality's student, so the content loss starts near zero instead of pulling the trained
+                # students towards random features
+                net.teacher_rgb.load_state_dict(net.rgb_branch.state_dict())
+                net.teacher_tir.load_state_dict(net.tir_branch.state_dict())
+                missing = [k for k in missing if not k.startswith(("teacher_rgb.", "teacher_tir."))]
+                log(f"{cfg.init} has no teachers: teacher_rgb / teacher_tir start as copies of the students")
             log(f"initialised from CKD checkpoint {cfg.init} (missing {len(missing)}, unexpected {len(unexpected)})")
         else:
             rep = load_tracking_init(net, obj)
