@@ -159,18 +159,23 @@ def test_the_training_network_gets_the_paper_drop_path_on_all_four_backbones() -
         assert [b.drop_path_rate for b in bb.blocks] == [0.0, 0.1]
 
 
-def test_fine_tuning_from_an_inference_export_starts_each_teacher_as_its_modality_student(tmp_path) -> None:
+def _initialised_from(tmp_path, state_dict, log=lambda *_: None) -> CKDTrainingNet:
+    """build_network with `init` pointing at `state_dict` saved as a CKD checkpoint."""
     from ckd_ros.model import save_checkpoint
     from ckd_ros.training.config import DataConfig, TrainConfig
     from ckd_ros.training.trainer import build_network
 
-    src = CKDTrainingNet(TINY)
-    path = tmp_path / "export.pth.tar"
-    save_checkpoint(src.inference_state_dict(), path, TINY)
+    path = tmp_path / "init.pth.tar"
+    save_checkpoint(state_dict, path, TINY)
     cfg = TrainConfig(model=dict(embed_dim=32, depth=2, num_heads=2, template_size=32, search_size=64,
                                  head_channels=16), data=DataConfig(kind="synthetic"), init=str(path))
+    return build_network(cfg, log=log)
+
+
+def test_fine_tuning_from_an_inference_export_starts_each_teacher_as_its_modality_student(tmp_path) -> None:
+    src = CKDTrainingNet(TINY)
     said: list[str] = []
-    net = build_network(cfg, log=said.append)
+    net = _initialised_from(tmp_path, src.inference_state_dict(), said.append)
     for student, teacher, source in (("rgb_branch", "teacher_rgb", src.rgb_branch),
                                      ("tir_branch", "teacher_tir", src.tir_branch)):
         for k, v in source.state_dict().items():
@@ -187,16 +192,8 @@ def test_fine_tuning_from_an_inference_export_starts_each_teacher_as_its_modalit
 
 
 def test_a_training_checkpoint_keeps_its_own_teachers(tmp_path) -> None:
-    from ckd_ros.model import save_checkpoint
-    from ckd_ros.training.config import DataConfig, TrainConfig
-    from ckd_ros.training.trainer import build_network
-
     src = CKDTrainingNet(TINY)
-    path = tmp_path / "train.pth.tar"
-    save_checkpoint(src.state_dict(), path, TINY)
-    cfg = TrainConfig(model=dict(embed_dim=32, depth=2, num_heads=2, template_size=32, search_size=64,
-                                 head_channels=16), data=DataConfig(kind="synthetic"), init=str(path))
-    net = build_network(cfg, log=lambda *_: None)
+    net = _initialised_from(tmp_path, src.state_dict())
     assert torch.equal(net.teacher_tir.blocks[1].mlp.fc1.weight, src.teacher_tir.blocks[1].mlp.fc1.weight)
     assert not torch.equal(net.teacher_tir.blocks[1].mlp.fc1.weight, src.tir_branch.blocks[1].mlp.fc1.weight)
 

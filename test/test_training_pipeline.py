@@ -200,3 +200,71 @@ def test_modality_dropout_drops_one_modality_in_the_configured_share_of_samples(
         assert torch.equal(a[k], b[k]), k
     with pytest.raises(ValueError, match="modality_dropout"):
         SamplingConfig(modality_dropout=1.5)
+
+
+def test_a_single_modality_batch_view_is_what_that_modality_s_own_dataset_yields() -> None:
+    from ckd_ros.training.data import modality_view
+
+    scenes = SyntheticConfig(**SMALL_SCENES)
+    fused = SamplingConfig(template_size=32, search_size=64, patch_size=16, modality_dropout=0.3)
+    base = SyntheticPairDataset(fused, 8, range(3), synthetic=scenes, seed=2)
+    for modality in ("rgb", "tir"):
+        own = SyntheticPairDataset(SamplingConfig(template_size=32, search_size=64, patch_size=16,
+                                                  modality_dropout=0.3, modality=modality),
+                                   8, range(3), synthetic=scenes, seed=2)
+        idx = [0, 5, 7]
+        view = modality_view(collate([base[i] for i in idx]), modality)
+        ref = collate([own[i] for i in idx])
+        assert set(view) == set(ref)
+        for k in ref:
+            assert torch.equal(view[k], ref[k]), (modality, k)
+        # both students now see the one modality, which the fused batch did not
+        assert torch.equal(view["search_rgb"], view["search_tir"])
+    fused_batch = collate([base[i] for i in (0, 5, 7)])
+    assert not torch.equal(fused_batch["search_rgb"], fused_batch["search_tir"])
+
+
+def test_baselines_train_beside_the_fused_model_with_the_same_init_and_pairs(tmp_path) -> None:
+    import yaml
+
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(_config(tmp_path, baselines=["rgb", "tir"], export_inference="m.pth.tar")))
+    assert train_main(["--config", str(cfg_path), "--device", "cpu"]) == 0
+    run = tmp_path / "run"
+    main = torch.load(run / "checkpoints" / "last.pth.tar", map_location="cpu", weights_only=True)
+    assert main["train_config"]["sampling"]["modality"] == "rgbt"
+    nets = {}
+    for modality in ("rgb", "tir"):
+        obj = torch.load(run / f"baseline_{modality}" / "checkpoints" / "last.pth.tar", map_location="cpu",
+                         weights_only=True)
+        # each baseline's checkpoint describes a plain single-modality run of the same recipe
+        assert obj["train_config"]["sampling"]["modality"] == modality and obj["train_config"]["baselines"] == []
+        assert obj["epoch"] == main["epoch"] == 1 and obj["step"] == main["step"] == 2
+        assert load_checkpoint(run / f"baseline_{modality}" / "m.pth.tar").config.search_size == 64
+        nets[modality] = obj["net"]
+    # same initialisation, different inputs: after two steps the three networks differ
+    key = "rgb_branch.blocks.0.attn.qkv.weight"
+    assert not torch.equal(nets["rgb"][key], nets["tir"][key]) and not torch.equal(main["net"][key], nets["rgb"][key])
+    # the fused run matches a run without baselines: sharing the pairs changes nothing for it
+    solo = tmp_path / "solo.yaml"
+    solo.write_text(yaml.safe_dump(_config(tmp_path, output_dir=str(tmp_path / "solo"))))
+    assert train_main(["--config", str(solo), "--device", "cpu", "--set", "drop_path=0.0"]) == 0
+    cfg_nodp = tmp_path / "nodp.yaml"
+    cfg_nodp.write_text(yaml.safe_dump(_config(tmp_path, baselines=["rgb"], drop_path=0.0,
+                                               output_dir=str(tmp_path / "with_rgb"))))
+    assert train_main(["--config", str(cfg_nodp), "--device", "cpu"]) == 0
+    a = torch.load(tmp_path / "solo" / "checkpoints" / "last.pth.tar", weights_only=True)["net"]
+    b = torch.load(tmp_path / "with_rgb" / "checkpoints" / "last.pth.tar", weights_only=True)["net"]
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    # resuming needs every run at the same point
+    (run / "baseline_tir" / "checkpoints" / "last.pth.tar").unlink()
+    assert train_main(["--config", str(cfg_path), "--device", "cpu", "--resume", "--set", "optim.epochs=2"]) != 0
+
+
+@pytest.mark.parametrize("over, match", [({"baselines": ["rgbt"]}, "baselines"),
+                                          ({"baselines": ["rgb", "rgb"]}, "baselines"),
+                                          ({"baselines": ["tir"], "sampling": {"modality": "rgb"}}, "rgbt")])
+def test_baseline_settings_are_checked_when_the_config_is_read(tmp_path, over, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        config_from_dict(_config(tmp_path, **over))

@@ -38,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from .trainer import Trainer
 
-    trainer = Trainer(cfg, device=args.device, resume=args.resume)
+    try:
+        trainer = Trainer(cfg, device=args.device, resume=args.resume)
+    except ValueError as e:  # e.g. a resume whose runs are not at the same epoch
+        print(f"ckd train: {e}", file=sys.stderr)
+        return 2
     t0 = time.time()
     try:
         last = trainer.train()

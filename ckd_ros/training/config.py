@@ -86,6 +86,9 @@ class TrainConfig:
     log_every: int = 10  # steps
     seed: int = 42
     export_inference: str = ""  # at the end also write a teacher-free inference checkpoint (relative: in output_dir)
+    # Single-modality baselines ("rgb", "tir") trained beside the RGB + thermal model in the same process: the
+    # same recipe, initialisation and pairs (rendered once and shared), each in output_dir/baseline_<modality>
+    baselines: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.stage not in ("distill", "mce"):
@@ -97,6 +100,18 @@ class TrainConfig:
         self.sampling.patch_size = mc.patch_size
         if self.stage == "mce" and not mc.ce_loc:
             raise ValueError("stage 'mce' needs model.ce_loc / model.ce_keep_ratio (e.g. [3, 6, 9] / 0.7)")
+        self.baselines = tuple(self.baselines)
+        if self.baselines:
+            if self.sampling.modality != "rgbt":
+                raise ValueError("baselines are trained beside an RGB + thermal model (sampling.modality: rgbt)")
+            if any(m not in ("rgb", "tir") for m in self.baselines) or len(set(self.baselines)) != len(self.baselines):
+                raise ValueError(f"baselines must be distinct entries of ['rgb', 'tir'], got {list(self.baselines)}")
+
+    def baseline_config(self, modality: str) -> "TrainConfig":
+        """This config as the `modality` baseline's own run: its checkpoints record a plain single-modality
+        recipe that `ckd train` can resume or repeat on its own."""
+        return dataclasses.replace(self, baselines=(), output_dir=str(Path(self.output_dir) / f"baseline_{modality}"),
+                                   sampling=dataclasses.replace(self.sampling, modality=modality))
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(**self.model)

@@ -303,5 +303,18 @@ def _frame(seq, i: int) -> tuple[np.ndarray, np.ndarray]:
     return rgb, tir
 
 
+def modality_view(batch: dict[str, torch.Tensor], modality: str) -> dict[str, torch.Tensor]:
+    """The RGB + thermal batch as a single-modality run of the same recipe sees it: both students fed the one
+    modality. Exactly what that run's own dataset would have produced for the same indices (augmentation,
+    jitter and masks do not depend on the pixels), so baselines can share the pairs rendered once."""
+    if modality == "rgb":
+        return {**batch, "template_tir": batch["template_rgb"], "search_tir": batch["search_rgb"]}
+    if modality == "tir":
+        return {**batch, "template_rgb": batch["template_tir"], "search_rgb": batch["search_tir"]}
+    if modality != "rgbt":
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    return batch
+
+
 def collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from ckd_ros.model import ModelConfig, ctr_point_mask, save_checkpoint
 
 from .config import TrainConfig
-from .data import PairDataset, SequencePairDataset, SyntheticPairDataset, collate
+from .data import PairDataset, SequencePairDataset, SyntheticPairDataset, collate, modality_view
 from .losses import LossWeights, content_loss, gaussian_heatmap, style_loss, tracking_loss
 from .network import CKDTrainingNet, load_tracking_init
 
@@ -165,6 +165,30 @@ def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
 
 # ---------------------------------------------------------------------------------------------- loop
 
+@dataclass
+class _Run:
+    """One network being trained: the RGB + thermal model, or a single-modality baseline beside it."""
+
+    cfg: TrainConfig  # its own config (modality, output folder), as recorded in its checkpoints
+    net: CKDTrainingNet
+    model: nn.Module  # what the forward goes through (DDP and/or the stage-2 wrapper)
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    writer: Any = None
+
+    @property
+    def modality(self) -> str:
+        return self.cfg.sampling.modality
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.output_dir)
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / "checkpoints"
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, device: str | None = None, resume: bool = False) -> None:
         self.cfg = cfg
@@ -176,25 +200,15 @@ class Trainer:
             self.device = torch.device("cuda", idx)
         else:
             self.device = torch.device(want)
-        self.out = Path(cfg.output_dir)
-        self.ckpt_dir = self.out / "checkpoints"
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
-        self.net = build_network(cfg, self.log)
-        if cfg.sync_bn and self.dist.world > 1 and self.device.type == "cuda":
-            self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.net)
-        self.net.to(self.device)
-        self.optimizer = build_optimizer(self.net, cfg)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp and self.device.type == "cuda")
         self.epoch = 0
         self.step = 0
+        # the baselines get the same seed, so the same initial weights: they differ from the main model only
+        # in what their students see
+        self.runs = [self._build_run(c) for c in [cfg] + [cfg.baseline_config(m) for m in cfg.baselines]]
         if resume:
             self._resume()
-        model = _MCEWrapper(self.net) if cfg.stage == "mce" else self.net
-        if self.dist.world > 1:
-            model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.model = model
         self.dataset = build_dataset(cfg)
         self.sampler = DistributedSampler(self.dataset, self.dist.world, self.dist.rank, shuffle=False) \
             if self.dist.world > 1 else None
@@ -202,53 +216,105 @@ class Trainer:
                                  shuffle=False, num_workers=cfg.data.num_workers, collate_fn=collate,
                                  drop_last=True, pin_memory=self.device.type == "cuda",
                                  persistent_workers=False)
-        self.writer = None
         if self.dist.main:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+            for run in self.runs:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(self.out / "tensorboard"))
-            except ImportError:
-                self.log("tensorboard is not installed: no event files are written")
+                    run.writer = SummaryWriter(str(run.out / "tensorboard"))
+                except ImportError:
+                    self.log("tensorboard is not installed: no event files are written")
+                    break
+
+    def _build_run(self, cfg: TrainConfig) -> _Run:
+        net = build_network(cfg, self.log)
+        if cfg.sync_bn and self.dist.world > 1 and self.device.type == "cuda":
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net.to(self.device)
+        optimizer = build_optimizer(net, cfg)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp and self.device.type == "cuda")
+        model: nn.Module = _MCEWrapper(net) if cfg.stage == "mce" else net
+        if self.dist.world > 1:
+            model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return _Run(cfg, net, model, optimizer, scaler)
+
+    @property
+    def net(self) -> CKDTrainingNet:
+        """The main (RGB + thermal, or the configured modality's) network."""
+        return self.runs[0].net
 
     def log(self, msg: str) -> None:
         if getattr(self, "dist", DistInfo()).main:
             print(msg, file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------------------------------------ state
-    def _state(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "step": self.step, "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(), "train_config": self.cfg.to_dict()}
+    def _state(self, run: _Run) -> dict[str, Any]:
+        return {"epoch": self.epoch, "step": self.step, "optimizer": run.optimizer.state_dict(),
+                "scaler": run.scaler.state_dict(), "train_config": run.cfg.to_dict()}
 
     def save(self, final: bool = False) -> Path:
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        path = self.ckpt_dir / f"CKD_ep{self.epoch:04d}.pth.tar"
-        save_checkpoint(self.net.state_dict(), path, self.net.config, **self._state())
-        save_checkpoint(self.net.state_dict(), self.ckpt_dir / "last.pth.tar", self.net.config, **self._state())
-        if final and self.cfg.export_inference:
-            export = Path(self.cfg.export_inference)
-            export = export if export.is_absolute() else self.out / export
-            save_checkpoint(self.net.inference_state_dict(), export, self.net.config,
-                            epoch=self.epoch, train_config=self.cfg.to_dict())
-        return path
+        """Every run's checkpoint for the current epoch; returns the main run's."""
+        paths = []
+        for run in self.runs:
+            run.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            path = run.ckpt_dir / f"CKD_ep{self.epoch:04d}.pth.tar"
+            save_checkpoint(run.net.state_dict(), path, run.net.config, **self._state(run))
+            save_checkpoint(run.net.state_dict(), run.ckpt_dir / "last.pth.tar", run.net.config, **self._state(run))
+            if final and run.cfg.export_inference:
+                export = Path(run.cfg.export_inference)
+                export = export if export.is_absolute() else run.out / export
+                save_checkpoint(run.net.inference_state_dict(), export, run.net.config,
+                                epoch=self.epoch, train_config=run.cfg.to_dict())
+            paths.append(path)
+        return paths[0]
 
     def _resume(self) -> None:
-        path = self.ckpt_dir / "last.pth.tar"
-        if not path.is_file():
-            self.log(f"no checkpoint at {path}: starting from the beginning")
+        found = []
+        for run in self.runs:
+            path = run.ckpt_dir / "last.pth.tar"
+            if not path.is_file():
+                found.append(None)
+                continue
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            run.net.load_state_dict(obj["net"], strict=True)
+            run.optimizer.load_state_dict(obj["optimizer"])
+            if obj.get("scaler"):
+                run.scaler.load_state_dict(obj["scaler"])
+            found.append((int(obj["epoch"]), int(obj["step"])))
+            self.log(f"resumed {path} at epoch {obj['epoch']}, step {obj['step']}")
+        if all(f is None for f in found):
+            self.log(f"no checkpoint at {self.runs[0].ckpt_dir / 'last.pth.tar'}: starting from the beginning")
             return
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        self.net.load_state_dict(obj["net"], strict=True)
-        self.optimizer.load_state_dict(obj["optimizer"])
-        if obj.get("scaler"):
-            self.scaler.load_state_dict(obj["scaler"])
-        self.epoch, self.step = int(obj["epoch"]), int(obj["step"])
-        self.log(f"resumed from {path} at epoch {self.epoch}, step {self.step}")
+        if len(set(found)) != 1:
+            # a baseline that is behind (or missing) would silently train on a different schedule
+            where = {r.modality: f for r, f in zip(self.runs, found)}
+            raise ValueError(f"cannot resume: the runs are at different (epoch, step): {where}")
+        self.epoch, self.step = found[0]
 
     # ------------------------------------------------------------------------------------------ loop
     def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
         for batch in self.loader:
             yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def _train_step(self, run: _Run, batch: dict[str, torch.Tensor], factor: float) -> tuple[dict[str, float], float]:
+        cfg = run.cfg
+        for g in run.optimizer.param_groups:
+            g["lr"] = g["base_lr"] * factor
+        autocast = torch.autocast(self.device.type, dtype=torch.float16 if self.device.type == "cuda"
+                                  else torch.bfloat16) if cfg.amp else contextlib.nullcontext()
+        with autocast:
+            loss, stats = compute_losses(run.model, modality_view(batch, run.modality), cfg.loss, cfg.stage)
+        if not math.isfinite(float(loss.detach())):
+            raise FloatingPointError(f"{run.modality} model: loss became {float(loss)} at step {self.step}: {stats}")
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.optimizer)
+        params = [p for g in run.optimizer.param_groups for p in g["params"]]
+        gnorm = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        return stats, gnorm
 
     def train(self) -> Path | None:
         cfg = self.cfg
@@ -256,10 +322,11 @@ class Trainer:
         total = steps_per_epoch * cfg.optim.epochs
         use_bar = self.dist.main and sys.stderr.isatty()
         last = None
-        self.net.train()
-        if cfg.stage == "mce":  # frozen backbones keep eval behaviour; only the fused head trains
-            for m in (self.net.rgb_branch, self.net.tir_branch, self.net.teacher_rgb, self.net.teacher_tir):
-                m.eval()
+        for run in self.runs:
+            run.net.train()
+            if cfg.stage == "mce":  # frozen backbones keep eval behaviour; only the fused head trains
+                for m in (run.net.rgb_branch, run.net.tir_branch, run.net.teacher_rgb, run.net.teacher_tir):
+                    m.eval()
         t0 = time.time()
         while self.epoch < cfg.optim.epochs:
             self.dataset.set_epoch(self.epoch)
@@ -271,55 +338,51 @@ class Trainer:
 
                 bar = tqdm(total=steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.optim.epochs}",
                            dynamic_ncols=True)
-            sums: dict[str, float] = {}
+            sums: list[dict[str, float]] = [{} for _ in self.runs]
             n = 0
             for batch in self._batches():
                 f = lr_factor(self.step, total, cfg)
-                for g in self.optimizer.param_groups:
-                    g["lr"] = g["base_lr"] * f
-                autocast = torch.autocast(self.device.type, dtype=torch.float16 if self.device.type == "cuda"
-                                          else torch.bfloat16) if cfg.amp else contextlib.nullcontext()
-                with autocast:
-                    loss, stats = compute_losses(self.model, batch, cfg.loss, cfg.stage)
-                if not math.isfinite(float(loss.detach())):
-                    raise FloatingPointError(f"loss became {float(loss)} at step {self.step}: {stats}")
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.unscale_(self.optimizer)
-                params = [p for g in self.optimizer.param_groups for p in g["params"]]
-                gnorm = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
+                shown: dict[str, float] = {}
+                for i, run in enumerate(self.runs):
+                    stats, gnorm = self._train_step(run, batch, f)
+                    for k, v in stats.items():
+                        sums[i][k] = sums[i].get(k, 0.0) + v
+                    if run.writer is not None and (self.step + 1) % cfg.log_every == 0:
+                        for k, v in stats.items():
+                            run.writer.add_scalar(f"train/{k}", v, self.step + 1)
+                        run.writer.add_scalar("train/grad_norm", gnorm, self.step + 1)
+                        run.writer.add_scalar("train/lr_head", run.optimizer.param_groups[0]["lr"], self.step + 1)
+                    shown.update(stats if i == 0 else {f"{run.modality}.iou": stats.get("iou", float("nan"))})
                 self.step += 1
                 n += 1
-                for k, v in stats.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                if self.writer is not None and self.step % cfg.log_every == 0:
-                    for k, v in stats.items():
-                        self.writer.add_scalar(f"train/{k}", v, self.step)
-                    self.writer.add_scalar("train/grad_norm", gnorm, self.step)
-                    self.writer.add_scalar("train/lr_head", self.optimizer.param_groups[0]["lr"], self.step)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()}, refresh=False)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()}, refresh=False)
                 elif self.dist.main and self.step % cfg.log_every == 0:
-                    avg = {k: round(v / n, 4) for k, v in sums.items()}
                     self.log(f"epoch {self.epoch + 1} step {self.step}/{total} "
-                             f"({time.time() - t0:.0f} s) {avg}")
+                             f"({time.time() - t0:.0f} s) {self._averages(sums, n)}")
             if bar is not None:
                 bar.close()
             self.epoch += 1
             if self.dist.main:
-                avg = {k: round(v / max(n, 1), 4) for k, v in sums.items()}
-                self.log(f"epoch {self.epoch} done ({time.time() - t0:.0f} s): {avg}")
-                if self.writer is not None:
-                    for k, v in avg.items():
-                        self.writer.add_scalar(f"epoch/{k}", v, self.epoch)
+                self.log(f"epoch {self.epoch} done ({time.time() - t0:.0f} s): {self._averages(sums, n)}")
+                for run, s in zip(self.runs, sums):
+                    if run.writer is not None:
+                        for k, v in s.items():
+                            run.writer.add_scalar(f"epoch/{k}", v / max(n, 1), self.epoch)
                 if self.epoch % cfg.save_every == 0 or self.epoch == cfg.optim.epochs:
                     last = self.save(final=self.epoch == cfg.optim.epochs)
-        if self.writer is not None:
-            self.writer.close()
+        for run in self.runs:
+            if run.writer is not None:
+                run.writer.close()
         return last
+
+    def _averages(self, sums: list[dict[str, float]], n: int) -> dict[str, float]:
+        """The main run's mean loss terms; a baseline's as `<modality>.<term>` for its loss and IoU."""
+        out = {k: round(v / max(n, 1), 4) for k, v in sums[0].items()}
+        for run, s in zip(self.runs[1:], sums[1:]):
+            out.update({f"{run.modality}.{k}": round(s[k] / max(n, 1), 4) for k in ("loss", "iou") if k in s})
+        return out
 
     def close(self) -> None:
         if self.dist.world > 1 and dist.is_initialized():
