@@ -87,7 +87,8 @@ class TrainConfig:
     seed: int = 42
     export_inference: str = ""  # at the end also write a teacher-free inference checkpoint (relative: in output_dir)
     # Single-modality baselines ("rgb", "tir") trained beside the RGB + thermal model in the same process: the
-    # same recipe, initialisation and pairs (rendered once and shared), each in output_dir/baseline_<modality>
+    # same recipe, initialisation and pairs (rendered once and shared), each in output_dir/baseline_<modality>.
+    # They start from `init` too: scratch or a single-modality tracking checkpoint keeps them fair baselines
     baselines: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
