@@ -47,3 +47,13 @@ def test_means_carry_their_standard_error_and_margins_the_paired_one() -> None:
     # differences 0.1, 0.1, 0.1, 0.0: a lead of 0.075 whose paired error (0.025) is far below either mean's
     assert "| f - s | +0.075 ± 0.025 | +0.075 ± 0.025 |" in margins
     assert "±" not in format_margins(auc, {"f": "rgbt", "s": "rgb"}, ["dark"])
+
+
+def test_two_fused_models_are_compared_with_each_other_as_well() -> None:
+    per_seq = {"new": {"dark": [0.9, 0.5, 0.2]}, "old": {"dark": [0.7, 0.5, 0.3]}, "s": {"dark": [0.1, 0.1, 0.1]}}
+    auc = {m: {"dark": float(np.mean(v["dark"])), "all": float(np.mean(v["dark"]))} for m, v in per_seq.items()}
+    margins = format_margins(auc, {"new": "rgbt", "old": "rgbt", "s": "rgb"}, ["dark"], per_seq)
+    rows = [line.split(" |")[0] for line in margins.splitlines()[2:]]
+    assert rows == ["| new - s", "| new - old", "| old - s"]
+    # differences +0.2, 0, -0.1: mean +0.033, paired error 0.088
+    assert "| new - old | +0.033 ± 0.088 |" in margins

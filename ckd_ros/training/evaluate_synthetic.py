@@ -102,15 +102,16 @@ def format_table(auc: dict[str, dict[str, float]], conditions: list[str],
 
 def format_margins(auc: dict[str, dict[str, float]], modalities: dict[str, str], conditions: list[str],
                    per_sequence: dict[str, dict[str, list[float]]] | None = None) -> str:
-    """The fused models' lead over each single-modality model, per condition (positive: fusion is better).
-    With `per_sequence`, each lead carries the standard error of the per-sequence differences: both models
-    track the same sequences, so the paired error is the one that says whether a lead is real."""
+    """Each fused model's lead over each single-modality model and over every fused model listed after it,
+    per condition (positive: the first is better). With `per_sequence`, each lead carries the standard error
+    of the per-sequence differences: both models track the same sequences, so the paired error is the one
+    that says whether a lead is real."""
     cols = list(conditions) + ["all"]
     fused = [m for m, mod in modalities.items() if mod == "rgbt"]
     single = [m for m, mod in modalities.items() if mod != "rgbt"]
     lines = []
-    for f in fused:
-        for s in single:
+    for i, f in enumerate(fused):
+        for s in single + fused[i + 1:]:
             cells = []
             for c in cols:
                 cell = f"{auc[f][c] - auc[s][c]:+.3f}"
