@@ -10,7 +10,6 @@ their ratio come from that one run. The data time is that of building one batch 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import time
 
@@ -18,7 +17,7 @@ import torch
 
 from ckd_ros.training.config import load_config
 from ckd_ros.training.data import collate
-from ckd_ros.training.trainer import build_dataset, build_network, build_optimizer, compute_losses
+from ckd_ros.training.trainer import autocast, build_dataset, build_network, build_optimizer, compute_losses
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,14 +38,14 @@ def main(argv: list[str] | None = None) -> int:
         samples = [ds[r * bs + i] for i in range(bs)]
         batch = collate(samples)
         data_s.append(time.perf_counter() - t0)
+    cpu = torch.device("cpu")
     net = build_network(cfg, log=lambda *_: None)
     opt = build_optimizer(net, cfg)
     net.train()
 
     def step(amp: bool) -> tuple[float, float]:
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
         t0 = time.perf_counter()
-        with ctx:
+        with autocast(cpu, amp):
             loss, _ = compute_losses(net, batch, cfg.loss, cfg.stage)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     # loss agreement on one state: the same forward without a step in between
     with torch.no_grad():
         lf, _ = compute_losses(net, batch, cfg.loss, cfg.stage)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast(cpu, True):
             lb, _ = compute_losses(net, batch, cfg.loss, cfg.stage)
     fp32, bf16 = statistics.median(times[False]), statistics.median(times[True])
     print(f"config {args.config}, batch {bs}, {args.threads} thread(s), {args.repeats} steps each")

@@ -42,9 +42,8 @@ def compute_losses(net: nn.Module, batch: dict[str, torch.Tensor], weights: Loss
         return total, {"loss": float(total.detach()), "iou": float(s["iou"]), "giou": float(s["giou"]),
                        "l1": float(s["l1"]), "focal": float(s["focal"])}
     mask = batch.get("search_mask") if use_mask else None
-    keep = batch.get("modality_keep")
-    extra = {} if keep is None else {"modality_keep": keep}
-    out = net(batch["template_rgb"], batch["template_tir"], batch["search_rgb"], batch["search_tir"], mask, **extra)
+    out = net(batch["template_rgb"], batch["template_tir"], batch["search_rgb"], batch["search_tir"], mask,
+              modality_keep=batch.get("modality_keep"))
     fused, s = tracking_loss(out["fused"], gt, weights, heat)
     tv, sv = tracking_loss(out["teacher_v"], gt, weights, heat)
     ti, si = tracking_loss(out["teacher_i"], gt, weights, heat)
@@ -57,6 +56,13 @@ def compute_losses(net: nn.Module, batch: dict[str, torch.Tensor], weights: Loss
              "style": float(style.detach()), "content": float(content.detach()), "iou": float(s["iou"]),
              "iou_v": float(sv["iou"]), "iou_i": float(si["iou"])}
     return total, stats
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """Mixed precision of `amp: true`: float16 (with loss scaling) on CUDA, bfloat16 on CPU."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
 
 
 class _MCEWrapper(nn.Module):
@@ -239,11 +245,6 @@ class Trainer:
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         return _Run(cfg, net, model, optimizer, scaler)
 
-    @property
-    def net(self) -> CKDTrainingNet:
-        """The main (RGB + thermal, or the configured modality's) network."""
-        return self.runs[0].net
-
     def log(self, msg: str) -> None:
         if getattr(self, "dist", DistInfo()).main:
             print(msg, file=sys.stderr, flush=True)
@@ -301,9 +302,7 @@ class Trainer:
         cfg = run.cfg
         for g in run.optimizer.param_groups:
             g["lr"] = g["base_lr"] * factor
-        autocast = torch.autocast(self.device.type, dtype=torch.float16 if self.device.type == "cuda"
-                                  else torch.bfloat16) if cfg.amp else contextlib.nullcontext()
-        with autocast:
+        with autocast(self.device, cfg.amp):
             loss, stats = compute_losses(run.model, modality_view(batch, run.modality), cfg.loss, cfg.stage)
         if not math.isfinite(float(loss.detach())):
             raise FloatingPointError(f"{run.modality} model: loss became {float(loss)} at step {self.step}: {stats}")
