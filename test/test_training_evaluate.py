@@ -4,9 +4,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 
+from ckd_ros.data.synthetic import SyntheticConfig
 from ckd_ros.model import default_checkpoint_path
-from ckd_ros.training.evaluate_synthetic import format_margins, format_table, main, standard_error, success_auc
+from ckd_ros.training.evaluate_synthetic import (evaluate, evaluate_parallel, format_margins, format_table, load_models,
+                                                 main, standard_error, success_auc)
 
 
 def test_success_auc_counts_frames_above_each_of_21_thresholds_and_ignores_the_first_frame() -> None:
@@ -57,3 +60,26 @@ def test_two_fused_models_are_compared_with_each_other_as_well() -> None:
     assert rows == ["| new - s", "| new - old", "| old - s"]
     # differences +0.2, 0, -0.1: mean +0.033, paired error 0.088
     assert "| new - old | +0.033 ± 0.088 |" in margins
+
+
+def test_sequences_shared_among_processes_score_exactly_as_in_one_process() -> None:
+    ckpt = str(default_checkpoint_path())
+    specs = {"rgbt": (ckpt, "rgbt"), "tir": (ckpt, "tir")}
+    seeds, conditions, config = [100000, 100001, 100002], ["normal", "crossover"], SyntheticConfig(num_frames=8)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' thread count: the same arithmetic, bit for bit
+    try:
+        serial = evaluate(load_models(specs), seeds, conditions, config)
+    finally:
+        torch.set_num_threads(threads)
+    shared = evaluate_parallel(specs, seeds, conditions, config, jobs=4, threads=1)  # 6 sequences, 4 processes
+    assert shared["per_sequence"] == serial["per_sequence"]
+    assert shared["auc"] == serial["auc"] and shared["seeds"] == seeds and shared["conditions"] == conditions
+    # the per-sequence lists really are in (condition, seed) order: thermal-only loses crossover scenes
+    assert len(set(serial["per_sequence"]["rgbt"]["normal"])) > 1
+    assert serial["auc"]["tir"]["crossover"] < serial["auc"]["tir"]["normal"]
+
+
+def test_command_refuses_a_job_count_below_one(capsys) -> None:
+    assert main(["--checkpoint", f"rgbt={default_checkpoint_path()}", "--jobs", "0"]) == 2
+    assert "--jobs must be >= 1" in capsys.readouterr().err

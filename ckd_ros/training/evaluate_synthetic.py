@@ -1,7 +1,7 @@
 """Score checkpoints on held-out synthetic sequences: success AUC per generator condition.
 
   python -m ckd_ros.training.evaluate_synthetic --checkpoint rgbt=ckd_ros/weights/ckd_demo_small.pth.tar \
-      --checkpoint rgb=runs/rgb/ckd_demo_small.pth.tar:rgb --seeds 100000:100032
+      --checkpoint rgb=runs/rgb/ckd_demo_small.pth.tar:rgb --seeds 100000:100032 --jobs 2 --threads 1
 
 Each `--checkpoint NAME=PATH[:MODALITY]` is tracked with the project's CKDTracker (reference arithmetic) on
 every condition x seed. MODALITY (rgbt, rgb, tir) says what the network is fed, as in training: a
@@ -9,7 +9,8 @@ single-modality model gets its one modality on both inputs. Success: per sequenc
 1..N-1 whose IoU with the ground truth exceeds each threshold 0, 0.05, ..., 1 (continuous-coordinate IoU:
 synthetic boxes are sub-pixel exact), averaged over thresholds (AUC), then over sequences; each mean and
 each fused-minus-single margin is printed with its standard error over sequences. Seeds used for
-training the embedded model are < 100000; the default evaluation seeds are not.
+training the embedded model are < 100000; the default evaluation seeds are not. `--jobs N` shares the
+sequences among N processes (one per core on a CPU); the scores are those of one process.
 """
 from __future__ import annotations
 
@@ -63,19 +64,73 @@ def track_sequence(tracker: CKDTracker, rgb: np.ndarray, tir: np.ndarray, boxes:
 def evaluate(models: dict[str, tuple[torch.nn.Module, str]], seeds: list[int], conditions: list[str],
              config: SyntheticConfig | None = None, device: str = "cpu", log=None) -> dict:
     """{model: {condition: mean AUC, 'all': mean over every sequence}} plus per-sequence values."""
-    per_seq: dict[str, dict[str, list[float]]] = {m: {c: [] for c in conditions} for m in models}
+    items = [(cond, seed) for cond in conditions for seed in seeds]
+    return summarise(score_sequences(models, items, config, device, log), models, seeds, conditions)
+
+
+def score_sequences(models: dict[str, tuple[torch.nn.Module, str]], items: list[tuple[str, int]],
+                    config: SyntheticConfig | None = None, device: str = "cpu", log=None) -> list[dict[str, float]]:
+    """Success AUC of every model on each (condition, seed) sequence, in the order of `items`."""
     trackers = {m: CKDTracker(net, device=device) for m, (net, _) in models.items()}
-    for cond in conditions:
-        for seed in seeds:
-            seq = generate_sequence(seed, cond, config=config)
-            for m, (_, modality) in models.items():
-                pred = track_sequence(trackers[m], seq.rgb, seq.thermal, seq.boxes, modality)
-                per_seq[m][cond].append(success_auc(pred, seq.boxes))
-            if log:
-                log(f"{seq.name}: " + ", ".join(f"{m} {per_seq[m][cond][-1]:.3f}" for m in models))
+    scores = []
+    for cond, seed in items:
+        seq = generate_sequence(seed, cond, config=config)
+        row = {m: success_auc(track_sequence(trackers[m], seq.rgb, seq.thermal, seq.boxes, modality), seq.boxes)
+               for m, (_, modality) in models.items()}
+        scores.append(row)
+        if log:
+            log(f"{seq.name}: " + ", ".join(f"{m} {v:.3f}" for m, v in row.items()))
+    return scores
+
+
+def summarise(scores: list[dict[str, float]], models, seeds: list[int], conditions: list[str]) -> dict:
+    """Per-sequence scores in (condition, seed) order -> means, standard errors and per-sequence lists."""
+    n = len(seeds)
+    per_seq = {m: {c: [scores[i * n + j][m] for j in range(n)] for i, c in enumerate(conditions)} for m in models}
     table = {m: {c: float(np.mean(v)) for c, v in _with_all(d).items()} for m, d in per_seq.items()}
     sem = {m: {c: standard_error(v) for c, v in _with_all(d).items()} for m, d in per_seq.items()}
     return {"auc": table, "sem": sem, "per_sequence": per_seq, "seeds": list(seeds), "conditions": list(conditions)}
+
+
+def load_models(specs: dict[str, tuple[str, str]], device: str = "cpu") -> dict[str, tuple[torch.nn.Module, str]]:
+    """{name: (checkpoint path, modality)} -> {name: (network, modality)}."""
+    return {name: (load_checkpoint(path, device=device), modality) for name, (path, modality) in specs.items()}
+
+
+def _score_chunk(specs: dict[str, tuple[str, str]], items: list[tuple[str, int]], config: SyntheticConfig,
+                 device: str, threads: int, verbose: bool) -> list[dict[str, float]]:
+    """One worker process's share: loads the checkpoints itself (networks are not sent between processes)."""
+    torch.set_num_threads(threads)
+    log = (lambda s: print(s, file=sys.stderr, flush=True)) if verbose else None
+    return score_sequences(load_models(specs, device), items, config, device, log)
+
+
+def evaluate_parallel(specs: dict[str, tuple[str, str]], seeds: list[int], conditions: list[str],
+                      config: SyntheticConfig | None = None, device: str = "cpu", jobs: int = 2,
+                      threads: int = 1, log=None) -> dict:
+    """`evaluate` with the sequences shared among `jobs` processes of `threads` threads each. Every sequence
+    is tracked exactly as in one process with the same thread count (the tracker carries no state from one
+    sequence to the next), so the scores are the serial ones; only the order of the log lines differs.
+    On a CPU, jobs x threads should not exceed the cores: oversubscribed OpenMP threads slow everything."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if jobs < 1 or threads < 1:
+        raise ValueError(f"jobs and threads must be >= 1, got {jobs} and {threads}")
+    config = config or SyntheticConfig()
+    items = [(cond, seed) for cond in conditions for seed in seeds]
+    shares = [list(range(k, len(items), jobs)) for k in range(jobs)]  # interleaved: conditions cost alike
+    shares = [s for s in shares if s]
+    # spawn, not fork: a forked child inherits the parent's OpenMP pool state, which can hang torch
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(len(shares), mp_context=ctx) as pool:
+        futures = [pool.submit(_score_chunk, specs, [items[i] for i in share], config, device, threads,
+                               log is not None) for share in shares]
+        scores: list[dict[str, float] | None] = [None] * len(items)
+        for share, fut in zip(shares, futures):
+            for i, row in zip(share, fut.result()):
+                scores[i] = row
+    return summarise(scores, specs, seeds, conditions)  # type: ignore[arg-type]
 
 
 def standard_error(values) -> float:
@@ -139,12 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conditions", default=",".join(CONDITIONS))
     p.add_argument("--frames", type=int, default=100)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=int, help="torch threads (per job with --jobs; default 1 there)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="processes sharing the sequences (scores identical to one process of the same --threads)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    models = {}
+    specs = {}
     for item in args.checkpoint:
         if "=" not in item:
             print(f"--checkpoint {item!r} must be NAME=PATH[:MODALITY]", file=sys.stderr)
@@ -152,15 +207,27 @@ def main(argv: list[str] | None = None) -> int:
         name, rest = item.split("=", 1)
         path, modality = (rest.rsplit(":", 1) if rest.rsplit(":", 1)[-1] in ("rgbt", "rgb", "tir")
                           else (rest, "rgbt"))
-        models[name] = (load_checkpoint(path, device=args.device), modality)
+        specs[name] = (path, modality)
+    if args.jobs < 1:
+        print(f"--jobs must be >= 1, got {args.jobs}", file=sys.stderr)
+        return 2
     conditions = [c for c in args.conditions.split(",") if c]
+    seeds = _parse_seeds(args.seeds)
+    config = SyntheticConfig(num_frames=args.frames)
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     t0 = time.time()
-    res = evaluate(models, _parse_seeds(args.seeds), conditions, SyntheticConfig(num_frames=args.frames),
-                   args.device, log=lambda s: print(s, file=sys.stderr, flush=True))
+    if args.jobs > 1:
+        for path, _ in specs.values():  # a bad path fails here, not inside every worker
+            load_checkpoint(path)
+        res = evaluate_parallel(specs, seeds, conditions, config, args.device, args.jobs, args.threads or 1, log)
+    else:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        res = evaluate(load_models(specs, args.device), seeds, conditions, config, args.device, log=log)
     res["seconds"] = time.time() - t0
     res["command"] = "python -m ckd_ros.training.evaluate_synthetic " + " ".join(argv if argv is not None else sys.argv[1:])
     print(format_table(res["auc"], conditions, res["sem"]))
-    margins = format_margins(res["auc"], {m: mod for m, (_, mod) in models.items()}, conditions,
+    margins = format_margins(res["auc"], {m: mod for m, (_, mod) in specs.items()}, conditions,
                              res["per_sequence"])
     if margins:
         print()
