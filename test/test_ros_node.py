@@ -172,32 +172,47 @@ def test_every_refused_encoding_is_named_in_the_log_and_counted_in_diagnostics(t
         wait_active(node, probe)
         bad_rgb = ["mono16", "16UC1", "32FC1", "yuv422", "bayer_rggb8", "8UC3"]
         bad_thermal = ["rgba8", "bgra8", "yuv422", "16SC1", "64FC1"]
-        for k, encoding in enumerate(bad_rgb):
-            msg = _raw_image(encoding, bytes_per_pixel=8)
-            msg.header.stamp.sec = 30 + k
-            probe.rgb_pub.publish(msg)
-            probe.publish_thermal_only(sequence.thermal[0], (30 + k) * SEC)
-            time.sleep(0.05)            # a camera's pace: best-effort queues are shallow
-        for k, encoding in enumerate(bad_thermal):
-            msg = _raw_image(encoding, bytes_per_pixel=8)
-            msg.header.stamp.sec = 40 + k
-            probe.thermal_pub.publish(msg)
-            probe.publish_rgb_only(sequence.rgb[0], (40 + k) * SEC)
-            time.sleep(0.05)
+        sent = 0
 
-        def counted(values: dict) -> bool:
-            return all(f"{role}:{e}=1" in values.get("refused_encodings", "")
-                       for role, names in (("RGB", bad_rgb), ("thermal", bad_thermal)) for e in names)
+        def refuse(role: str, encoding: str, sec: int) -> None:
+            # Best-effort images may be lost on a loaded machine; the node logs each (role, encoding) it
+            # refuses once, so a bad image is sent again (at a camera's pace) until its refusal is logged.
+            nonlocal sent
+            needle = f"refusing {role} image: {role} image encoding '{encoding}' is not supported"
+            for _ in range(5):
+                msg = _raw_image(encoding, bytes_per_pixel=8)
+                msg.header.stamp.sec = sec
+                if role == "RGB":
+                    probe.rgb_pub.publish(msg)
+                    probe.publish_thermal_only(sequence.thermal[0], sec * SEC)
+                else:
+                    probe.thermal_pub.publish(msg)
+                    probe.publish_rgb_only(sequence.rgb[0], sec * SEC)
+                sent += 1
+                deadline = time.monotonic() + 2.0
+                while time.monotonic() < deadline:
+                    if needle in node.log():
+                        return
+                    time.sleep(0.05)
+            raise AssertionError(f"{role} {encoding}: no refusal logged\n{node.log()}")
+
+        for k, encoding in enumerate(bad_rgb):
+            refuse("RGB", encoding, 30 + k)
+        for k, encoding in enumerate(bad_thermal):
+            refuse("thermal", encoding, 40 + k)
+
+        def counts(values: dict) -> dict[str, int]:
+            items = [i.split("=") for i in values.get("refused_encodings", "").split(", ") if "=" in i]
+            return {k: int(v) for k, v in items}
+        expected = {f"{role}:{e}" for role, names in (("RGB", bad_rgb), ("thermal", bad_thermal)) for e in names}
         deadline = time.monotonic() + 20
         values = {}
-        while time.monotonic() < deadline and not counted(values):
+        while time.monotonic() < deadline and set(counts(values)) != expected:
             values = probe.diagnostics_values()
-        assert counted(values), values
-        assert values["refused_images"] == str(len(bad_rgb) + len(bad_thermal))
+        assert set(counts(values)) == expected, values
+        # every refusal is counted once: the diagnostics total is the sum per encoding, no more than was sent
+        assert int(values["refused_images"]) == sum(counts(values).values()) <= sent
         assert values["pairs_synchronised"] == "0" and probe.recording.target == []
-        log = node.log()
-        assert "refusing RGB image: RGB image encoding 'mono16' is not supported" in log
-        assert "refusing thermal image: thermal image encoding 'rgba8' is not supported" in log
         # the node still processes good pairs
         probe.publish_pair(sequence.rgb[0], sequence.thermal[0], 50 * SEC)
         assert probe.wait_for_target(50 * SEC, 30.0) is not None
