@@ -242,7 +242,7 @@ def test_baselines_train_beside_the_fused_model_with_the_same_init_and_pairs(tmp
         assert obj["epoch"] == main["epoch"] == 1 and obj["step"] == main["step"] == 2
         assert load_checkpoint(run / f"baseline_{modality}" / "m.pth.tar").config.search_size == 64
         nets[modality] = obj["net"]
-    # same initialisation, different inputs: after two steps the three networks differ
+    # different inputs: after two steps the three networks differ
     key = "rgb_branch.blocks.0.attn.qkv.weight"
     assert not torch.equal(nets["rgb"][key], nets["tir"][key]) and not torch.equal(main["net"][key], nets["rgb"][key])
     # the fused run matches a run without baselines: sharing the pairs changes nothing for it
@@ -260,6 +260,21 @@ def test_baselines_train_beside_the_fused_model_with_the_same_init_and_pairs(tmp
     # resuming needs every run at the same point
     (run / "baseline_tir" / "checkpoints" / "last.pth.tar").unlink()
     assert train_main(["--config", str(cfg_path), "--device", "cpu", "--resume", "--set", "optim.epochs=2"]) != 0
+
+
+def test_baselines_start_from_the_fused_model_s_initial_weights(tmp_path) -> None:
+    from ckd_ros.training.trainer import Trainer
+
+    trainer = Trainer(config_from_dict(_config(tmp_path, baselines=["rgb", "tir"])), device="cpu")
+    try:
+        fused, *baselines = [run.net.state_dict() for run in trainer.runs]
+        assert [run.modality for run in trainer.runs] == ["rgbt", "rgb", "tir"]
+        for sd in baselines:
+            assert sd.keys() == fused.keys()
+            for k in fused:
+                assert torch.equal(sd[k], fused[k]), k
+    finally:
+        trainer.close()
 
 
 @pytest.mark.parametrize("over, match", [({"baselines": ["rgbt"]}, "baselines"),

@@ -64,8 +64,13 @@ def track_sequence(tracker: CKDTracker, rgb: np.ndarray, tir: np.ndarray, boxes:
 def evaluate(models: dict[str, tuple[torch.nn.Module, str]], seeds: list[int], conditions: list[str],
              config: SyntheticConfig | None = None, device: str = "cpu", log=None) -> dict:
     """{model: {condition: mean AUC, 'all': mean over every sequence}} plus per-sequence values."""
-    items = [(cond, seed) for cond in conditions for seed in seeds]
-    return summarise(score_sequences(models, items, config, device, log), models, seeds, conditions)
+    scores = score_sequences(models, sequence_items(seeds, conditions), config, device, log)
+    return summarise(scores, models, seeds, conditions)
+
+
+def sequence_items(seeds: list[int], conditions: list[str]) -> list[tuple[str, int]]:
+    """Every (condition, seed) sequence, in the order `summarise` reads the scores back."""
+    return [(cond, seed) for cond in conditions for seed in seeds]
 
 
 def score_sequences(models: dict[str, tuple[torch.nn.Module, str]], items: list[tuple[str, int]],
@@ -84,7 +89,7 @@ def score_sequences(models: dict[str, tuple[torch.nn.Module, str]], items: list[
 
 
 def summarise(scores: list[dict[str, float]], models, seeds: list[int], conditions: list[str]) -> dict:
-    """Per-sequence scores in (condition, seed) order -> means, standard errors and per-sequence lists."""
+    """Per-sequence scores in `sequence_items` order -> means, standard errors and per-sequence lists."""
     n = len(seeds)
     per_seq = {m: {c: [scores[i * n + j][m] for j in range(n)] for i, c in enumerate(conditions)} for m in models}
     table = {m: {c: float(np.mean(v)) for c, v in _with_all(d).items()} for m, d in per_seq.items()}
@@ -97,20 +102,24 @@ def load_models(specs: dict[str, tuple[str, str]], device: str = "cpu") -> dict[
     return {name: (load_checkpoint(path, device=device), modality) for name, (path, modality) in specs.items()}
 
 
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def _score_chunk(specs: dict[str, tuple[str, str]], items: list[tuple[str, int]], config: SyntheticConfig,
                  device: str, threads: int, verbose: bool) -> list[dict[str, float]]:
     """One worker process's share: loads the checkpoints itself (networks are not sent between processes)."""
     torch.set_num_threads(threads)
-    log = (lambda s: print(s, file=sys.stderr, flush=True)) if verbose else None
-    return score_sequences(load_models(specs, device), items, config, device, log)
+    return score_sequences(load_models(specs, device), items, config, device, _to_stderr if verbose else None)
 
 
 def evaluate_parallel(specs: dict[str, tuple[str, str]], seeds: list[int], conditions: list[str],
                       config: SyntheticConfig | None = None, device: str = "cpu", jobs: int = 2,
-                      threads: int = 1, log=None) -> dict:
+                      threads: int = 1, verbose: bool = False) -> dict:
     """`evaluate` with the sequences shared among `jobs` processes of `threads` threads each. Every sequence
     is tracked exactly as in one process with the same thread count (the tracker carries no state from one
-    sequence to the next), so the scores are the serial ones; only the order of the log lines differs.
+    sequence to the next), so the scores are the serial ones. `verbose`: each worker prints a line per
+    sequence to stderr (in the order the workers finish them).
     On a CPU, jobs x threads should not exceed the cores: oversubscribed OpenMP threads slow everything."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -118,14 +127,14 @@ def evaluate_parallel(specs: dict[str, tuple[str, str]], seeds: list[int], condi
     if jobs < 1 or threads < 1:
         raise ValueError(f"jobs and threads must be >= 1, got {jobs} and {threads}")
     config = config or SyntheticConfig()
-    items = [(cond, seed) for cond in conditions for seed in seeds]
+    items = sequence_items(seeds, conditions)
     shares = [list(range(k, len(items), jobs)) for k in range(jobs)]  # interleaved: conditions cost alike
     shares = [s for s in shares if s]
     # spawn, not fork: a forked child inherits the parent's OpenMP pool state, which can hang torch
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(len(shares), mp_context=ctx) as pool:
         futures = [pool.submit(_score_chunk, specs, [items[i] for i in share], config, device, threads,
-                               log is not None) for share in shares]
+                               verbose) for share in shares]
         scores: list[dict[str, float] | None] = [None] * len(items)
         for share, fut in zip(shares, futures):
             for i, row in zip(share, fut.result()):
@@ -214,16 +223,16 @@ def main(argv: list[str] | None = None) -> int:
     conditions = [c for c in args.conditions.split(",") if c]
     seeds = _parse_seeds(args.seeds)
     config = SyntheticConfig(num_frames=args.frames)
-    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     t0 = time.time()
     if args.jobs > 1:
         for path, _ in specs.values():  # a bad path fails here, not inside every worker
             load_checkpoint(path)
-        res = evaluate_parallel(specs, seeds, conditions, config, args.device, args.jobs, args.threads or 1, log)
+        res = evaluate_parallel(specs, seeds, conditions, config, args.device, args.jobs, args.threads or 1,
+                                verbose=True)
     else:
         if args.threads:
             torch.set_num_threads(args.threads)
-        res = evaluate(load_models(specs, args.device), seeds, conditions, config, args.device, log=log)
+        res = evaluate(load_models(specs, args.device), seeds, conditions, config, args.device, log=_to_stderr)
     res["seconds"] = time.time() - t0
     res["command"] = "python -m ckd_ros.training.evaluate_synthetic " + " ".join(argv if argv is not None else sys.argv[1:])
     print(format_table(res["auc"], conditions, res["sem"]))

@@ -223,14 +223,13 @@ class Trainer:
                                  drop_last=True, pin_memory=self.device.type == "cuda",
                                  persistent_workers=False)
         if self.dist.main:
-            for run in self.runs:
-                try:
-                    from torch.utils.tensorboard import SummaryWriter
-
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                self.log("tensorboard is not installed: no event files are written")
+            else:
+                for run in self.runs:
                     run.writer = SummaryWriter(str(run.out / "tensorboard"))
-                except ImportError:
-                    self.log("tensorboard is not installed: no event files are written")
-                    break
 
     def _build_run(self, cfg: TrainConfig) -> _Run:
         net = build_network(cfg, self.log)
