@@ -3,6 +3,7 @@ the official layout that the inference loader and the tracker use directly."""
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from ckd_ros.model import load_checkpoint
 from ckd_ros.tracking import CKDTracker
 from ckd_ros.training.cli import main as train_main
 from ckd_ros.training.config import config_from_dict
-from ckd_ros.training.data import SamplingConfig, SyntheticPairDataset, collate
+from ckd_ros.training.data import PairBatches, SamplingConfig, SyntheticPairDataset, collate
 from ckd_ros.training.trainer import build_network, build_optimizer, compute_losses
 
 TINY_MODEL = dict(embed_dim=32, depth=2, num_heads=2, template_size=32, search_size=64, head_channels=16)
@@ -42,6 +43,46 @@ def test_pairs_are_deterministic_per_index_and_boxes_lie_in_the_search_crop() ->
         x, y, w, h = ds[i]["search_box"].tolist()
         # centre jitter 3 keeps the target centre within the search crop (factor 4)
         assert 0 <= x + w / 2 <= 1 and 0 <= y + h / 2 <= 1 and 0.05 < w < 0.6
+
+
+class _RenderLog(SyntheticPairDataset):
+    """Leaves a file `<block>_<pid>` each time a process builds a scene block."""
+
+    def __init__(self, folder, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.folder = folder
+
+    def _block(self, block: int):
+        if (self.epoch, block) not in self._cache:
+            (self.folder / f"{block}_{os.getpid()}").touch()
+        return super()._block(block)
+
+
+def _builders(folder) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for f in folder.iterdir():
+        block, pid = f.name.split("_")
+        out.setdefault(block, set()).add(pid)
+    return out
+
+
+def test_worker_processes_give_the_serial_batches_and_build_each_scene_block_in_one_process(tmp_path) -> None:
+    sampling = SamplingConfig(template_size=32, search_size=64, patch_size=16, max_interval=10)
+    kw = dict(synthetic=SyntheticConfig(**{**SMALL_SCENES, "target_size": (14.0, 24.0)}),
+              samples_per_block=4, active_blocks=2)  # a span of 8 indices: two batches of 4 share two scenes
+    serial = list(PairBatches(SyntheticPairDataset(sampling, 36, range(50), **kw), 4))
+    spans, plain = tmp_path / "spans", tmp_path / "plain"
+    spans.mkdir(), plain.mkdir()
+    parallel = list(PairBatches(_RenderLog(spans, sampling, 36, range(50), **kw), 4, num_workers=2))
+    assert len(serial) == len(parallel) == 9  # 36 // 4: the last span is half full
+    for a, b in zip(serial, parallel):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    built = _builders(spans)
+    assert len(built) == 10 and all(len(p) == 1 for p in built.values())
+    # what it replaces: a loader fetching batch by batch builds every scene of a span in both workers
+    list(torch.utils.data.DataLoader(_RenderLog(plain, sampling, 36, range(50), **kw), batch_size=4,
+                                     num_workers=2, collate_fn=collate))
+    assert any(len(p) == 2 for p in _builders(plain).values())
 
 
 def _scene_conditions(ds: SyntheticPairDataset, blocks: int) -> list[str]:

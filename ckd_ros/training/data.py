@@ -11,12 +11,12 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ckd_ros.data.synthetic import CONDITIONS, SyntheticConfig, SyntheticScene
 from ckd_ros.tracking.geometry import sample_target
@@ -209,9 +209,13 @@ class SyntheticPairDataset(PairDataset):
         self.frames_per_block = max(2, int(frames_per_block))
         self._cache: dict[tuple[int, int], tuple[SyntheticScene, np.ndarray, dict]] = {}
 
+    @property
+    def span(self) -> int:
+        """Consecutive indices that share the same `active_blocks` scenes."""
+        return self.samples_per_block * self.active_blocks
+
     def block_of(self, index: int) -> int:
-        span = self.samples_per_block * self.active_blocks
-        return (index // span) * self.active_blocks + index % self.active_blocks
+        return (index // self.span) * self.active_blocks + index % self.active_blocks
 
     def scene_plan(self, block: int) -> tuple[int, str, np.ndarray]:
         """(scene seed, condition, frame indices) of a block (renders nothing)."""
@@ -318,3 +322,31 @@ def modality_view(batch: dict[str, torch.Tensor], modality: str) -> dict[str, to
 
 def collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+
+
+class PairBatches:
+    """Training batches of `batch_size` consecutive pairs (the last incomplete one dropped), loaded by
+    `num_workers` processes; the same batches, in the same order, whatever `num_workers` is.
+
+    A DataLoader hands each batch to the next worker in turn. A synthetic span (the indices that share one
+    set of rendered scenes) covers several batches, so every worker would render every scene of the span.
+    Here a worker loads a whole span and the batches are cut from it, so each scene is rendered once."""
+
+    def __init__(self, dataset: PairDataset, batch_size: int, num_workers: int = 0,
+                 sampler: Sampler | None = None, pin_memory: bool = False) -> None:
+        self.batch_size = int(batch_size)
+        span = int(getattr(dataset, "span", 0))
+        fetch = span if num_workers > 1 and span > batch_size and span % batch_size == 0 else batch_size
+        self.count = len(sampler if sampler is not None else dataset) // self.batch_size
+        self.loader = DataLoader(dataset, batch_size=fetch, sampler=sampler, shuffle=False,
+                                 num_workers=num_workers, collate_fn=collate, drop_last=False,
+                                 pin_memory=pin_memory, persistent_workers=False)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        for fetched in self.loader:  # every fetch but the last is a whole number of batches
+            n = len(next(iter(fetched.values())))
+            for i in range(0, n - self.batch_size + 1, self.batch_size):
+                yield {k: v[i:i + self.batch_size] for k, v in fetched.items()}

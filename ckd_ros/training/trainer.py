@@ -16,12 +16,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DistributedSampler
 
 from ckd_ros.model import ModelConfig, ctr_point_mask, save_checkpoint
 
 from .config import TrainConfig
-from .data import PairDataset, SequencePairDataset, SyntheticPairDataset, collate, modality_view
+from .data import PairBatches, PairDataset, SequencePairDataset, SyntheticPairDataset, modality_view
 from .losses import LossWeights, content_loss, gaussian_heatmap, style_loss, tracking_loss
 from .network import CKDTrainingNet, load_tracking_init
 
@@ -218,10 +218,8 @@ class Trainer:
         self.dataset = build_dataset(cfg)
         self.sampler = DistributedSampler(self.dataset, self.dist.world, self.dist.rank, shuffle=False) \
             if self.dist.world > 1 else None
-        self.loader = DataLoader(self.dataset, batch_size=cfg.optim.batch_size, sampler=self.sampler,
-                                 shuffle=False, num_workers=cfg.data.num_workers, collate_fn=collate,
-                                 drop_last=True, pin_memory=self.device.type == "cuda",
-                                 persistent_workers=False)
+        self.loader = PairBatches(self.dataset, cfg.optim.batch_size, cfg.data.num_workers, self.sampler,
+                                  pin_memory=self.device.type == "cuda")
         if self.dist.main:
             try:
                 from torch.utils.tensorboard import SummaryWriter
