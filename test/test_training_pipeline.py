@@ -68,8 +68,8 @@ def _builders(folder) -> dict[str, set[str]]:
 
 def test_worker_processes_give_the_serial_batches_and_build_each_scene_block_in_one_process(tmp_path) -> None:
     sampling = SamplingConfig(template_size=32, search_size=64, patch_size=16, max_interval=10)
-    kw = dict(synthetic=SyntheticConfig(**{**SMALL_SCENES, "target_size": (14.0, 24.0)}),
-              samples_per_block=4, active_blocks=2)  # a span of 8 indices: two batches of 4 share two scenes
+    kw = dict(synthetic=SyntheticConfig(**SMALL_SCENES), samples_per_block=4,
+              active_blocks=2)  # a span of 8 indices: two batches of 4 share two scenes
     serial = list(PairBatches(SyntheticPairDataset(sampling, 36, range(50), **kw), 4))
     spans, plain = tmp_path / "spans", tmp_path / "plain"
     spans.mkdir(), plain.mkdir()

@@ -154,6 +154,11 @@ class PairDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    @property
+    def span(self) -> int:
+        """How many consecutive indices share rendered content (1: none; see `PairBatches`)."""
+        return 1
+
     def __len__(self) -> int:
         return self.samples_per_epoch
 
@@ -330,12 +335,14 @@ class PairBatches:
 
     A DataLoader hands each batch to the next worker in turn. A synthetic span (the indices that share one
     set of rendered scenes) covers several batches, so every worker would render every scene of the span.
-    Here a worker loads a whole span and the batches are cut from it, so each scene is rendered once."""
+    Here a worker loads a whole span (when it is a whole number of batches) and the batches are cut from it,
+    so a process renders each scene once. Under a DistributedSampler each rank still renders the scenes of
+    its own, interleaved, indices."""
 
     def __init__(self, dataset: PairDataset, batch_size: int, num_workers: int = 0,
                  sampler: Sampler | None = None, pin_memory: bool = False) -> None:
         self.batch_size = int(batch_size)
-        span = int(getattr(dataset, "span", 0))
+        span = dataset.span
         fetch = span if num_workers > 1 and span > batch_size and span % batch_size == 0 else batch_size
         self.count = len(sampler if sampler is not None else dataset) // self.batch_size
         self.loader = DataLoader(dataset, batch_size=fetch, sampler=sampler, shuffle=False,
