@@ -70,6 +70,27 @@ def test_target_is_hotter_than_its_surroundings_except_in_crossover() -> None:
     assert abs(contrasts["crossover"]) < 10
 
 
+def test_a_dusk_crossover_passes_the_heat_contrast_through_zero_and_inverts_it() -> None:
+    cfg = SyntheticConfig(num_frames=60, crossover_profile="dusk")
+    seq = generate_sequence(4, "crossover", config=cfg)
+    scene = SyntheticScene(4, "crossover", cfg)
+    contrast = np.array([tir[_inside(box)].astype(float).mean() - np.median(_ring(tir, box))
+                         for tir, box in zip(seq.thermal[:, :, :, 0], seq.boxes)])
+    share = scene.heat_contrast
+    assert 0.4 <= share[0] <= 0.8 and -0.6 <= share[-1] <= -0.2 and (np.diff(share) < 0).all()
+    crossing = int(np.argmin(np.abs(share)))
+    assert contrast[:5].mean() > 15  # the target starts visibly warmer than its surroundings,
+    assert abs(contrast[max(crossing - 2, 0):crossing + 3].mean()) < 8  # vanishes at the crossing
+    assert contrast[-5:].mean() < -8  # and ends colder
+    # the scene itself is the constant profile's: only the target's emission changes
+    assert np.array_equal(seq.rgb, generate_sequence(4, "crossover", config=SyntheticConfig(num_frames=60)).rgb)
+
+
+def test_an_unknown_crossover_profile_is_refused() -> None:
+    with pytest.raises(ValueError, match="crossover_profile must be one of"):
+        SyntheticConfig(crossover_profile="sunset")
+
+
 def test_darkness_removes_rgb_contrast_and_glare_saturates_the_target() -> None:
     normal = generate_sequence(5, "normal", config=SMALL)
     dark = generate_sequence(5, "dark", config=SMALL)

@@ -40,6 +40,21 @@ def test_command_scores_fused_and_single_modality_models_and_prints_the_margins(
     assert f"{res['auc']['rgb']['crossover']:.3f} ± {res['sem']['rgb']['crossover']:.3f}" in text
 
 
+def test_generator_settings_select_the_scenes_the_models_are_scored_on(tmp_path, capsys) -> None:
+    tir = f"tir={default_checkpoint_path()}:tir"
+    common = ["--checkpoint", tir, "--seeds", "100000,100001", "--conditions", "crossover", "--frames", "8"]
+    scores = {}
+    for profile in ("constant", "dusk"):
+        out = tmp_path / f"{profile}.json"
+        assert main(common + ["--generator", f"crossover_profile={profile}", "--json", str(out)]) == 0
+        scores[profile] = json.loads(out.read_text())["auc"]["tir"]["crossover"]
+    # a dusk crossover leaves the target warm in the first frames: thermal alone follows it there
+    assert scores["dusk"] > scores["constant"] + 0.15, scores  # measured: 0.32 against 0.07
+    assert main(common + ["--generator", "crossover_profile=sunset"]) == 2
+    assert main(common + ["--generator", "no_such_knob=1"]) == 2
+    assert "--generator" in capsys.readouterr().err
+
+
 def test_means_carry_their_standard_error_and_margins_the_paired_one() -> None:
     assert abs(standard_error([0.9, 0.1, 0.9, 0.1]) - 0.4 / np.sqrt(3)) < 1e-12  # std (n - 1) 0.462 / sqrt(4)
     per_seq = {"f": {"dark": [0.9, 0.1, 0.9, 0.1]}, "s": {"dark": [0.8, 0.0, 0.8, 0.1]}}

@@ -151,6 +151,15 @@ def test_close_call_settings_are_checked_when_the_config_is_read(tmp_path, prob,
                                                  "close_call_distance": distance}))
 
 
+@pytest.mark.parametrize("synthetic, match", [({"crossover_profile": "sunset"}, "crossover_profile"),
+                                               ({"crosover_profile": "dusk"}, "crosover_profile")])
+def test_generator_settings_are_checked_when_the_config_is_read(tmp_path, synthetic, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        config_from_dict(_config(tmp_path, data={"kind": "synthetic", "synthetic": synthetic}))
+    dusk = config_from_dict(_config(tmp_path), ["data.synthetic.crossover_profile=dusk"])
+    assert dusk.data.synthetic_config().crossover_profile == "dusk"
+
+
 @pytest.mark.slow
 def test_a_few_training_steps_lower_the_loss(tmp_path) -> None:
     torch.manual_seed(0)

@@ -11,7 +11,9 @@ are as warm as the target but look different in RGB. Every sequence has motion a
 - ``normal``: both modalities usable.
 - ``dark``: night: the RGB camera has almost no light (low gain, strong sensor noise, a few lamps).
 - ``glare``: a saturating bloom (headlight, sun) follows the target and washes out RGB around it.
-- ``crossover``: thermal crossover: the target has the temperature of the background behind it.
+- ``crossover``: thermal crossover: the target has the temperature of the background behind it (all the
+  sequence by default; with ``crossover_profile="dusk"`` its heat contrast drifts through zero during the
+  sequence and comes back inverted, as when target and background cool at different rates at dusk).
 - ``occlusion``: an opaque object (in both modalities) passes in front of the target for a while.
 
 Frames: ``rgb`` is ``(N, H, W, 3)`` uint8 in R, G, B order; ``thermal`` is ``(N, H, W, 3)`` uint8 with three
@@ -42,6 +44,7 @@ class Condition(str, enum.Enum):
 
 
 CONDITIONS: tuple[str, ...] = tuple(c.value for c in Condition)
+CROSSOVER_PROFILES: tuple[str, ...] = ("constant", "dusk")
 
 
 def parse_condition(condition: str | Condition) -> Condition:
@@ -83,6 +86,12 @@ class SyntheticConfig:
     dark_noise: float = 5.0
     glare_radius: tuple[float, float] = (1.3, 2.0)  # bloom sigma in target sizes
     crossover_residual: float = 0.06  # fraction of the target's heat contrast left during crossover
+    # "constant": that residual all sequence. "dusk": the fraction falls linearly from `dusk_start` at the
+    # first frame through zero to minus `dusk_end` at the last (polarity inverted), so thermal sees the target
+    # early, loses it around the crossing and then sees it colder than its surroundings
+    crossover_profile: str = "constant"
+    dusk_start: tuple[float, float] = (0.4, 0.8)
+    dusk_end: tuple[float, float] = (0.2, 0.6)
     occlusion_fraction: tuple[float, float] = (0.15, 0.3)  # share of the sequence with the occluder on the target
 
     def __post_init__(self) -> None:
@@ -92,6 +101,9 @@ class SyntheticConfig:
             raise ValueError(f"num_frames must be >= 2, got {self.num_frames}")
         if max(self.target_size) * 3 > min(self.width, self.height):
             raise ValueError(f"target_size {self.target_size} too large for {self.width}x{self.height} frames")
+        if self.crossover_profile not in CROSSOVER_PROFILES:
+            raise ValueError(f"crossover_profile must be one of {CROSSOVER_PROFILES}, "
+                             f"got {self.crossover_profile!r}")
 
 
 @dataclass
@@ -291,6 +303,12 @@ class SyntheticScene:
         self.occ_w, self.occ_h = occ_size * crng.uniform(1.0, 1.6), occ_size * crng.uniform(1.0, 1.6)
         self.occ_texture = _object_texture(crng, _palette(crng, 1, cfg.background_saturation)[0])
         self.occ_heat = crng.uniform(-10, 25)
+        # the share of the target's own heat contrast it shows during crossover, per frame (drawn last so that
+        # the profile leaves every other draw of the condition stream as it was)
+        if cfg.crossover_profile == "dusk":
+            self.heat_contrast = np.linspace(crng.uniform(*cfg.dusk_start), -crng.uniform(*cfg.dusk_end), N)
+        else:
+            self.heat_contrast = np.full(N, cfg.crossover_residual)
 
     def __len__(self) -> int:
         return self.config.num_frames
@@ -335,7 +353,7 @@ class SyntheticScene:
             ht = cv2.resize(heat_tex, (pw, ph), interpolation=cv2.INTER_LINEAR)[sl]
             base = float(np.median(local))
             own = base + heat * ht
-            # crossover: the object's emission converges on whatever lies behind it
+            # crossover: the object's emission converges on whatever lies behind it (beyond it when > 1)
             value = (1 - crossover) * own + crossover * local
         tir[region] = local * (1 - a[..., 0]) + value * a[..., 0]
 
@@ -352,7 +370,7 @@ class SyntheticScene:
             self._paste(rgb, tir, obj.texture, obj.heat_tex, obj.heat, obj.cx[index], obj.cy[index],
                         obj.w[index], obj.h[index], obj.rounded)
         tg = self.target
-        cross = 1.0 - cfg.crossover_residual if self.condition is Condition.CROSSOVER else 0.0
+        cross = 1.0 - float(self.heat_contrast[index]) if self.condition is Condition.CROSSOVER else 0.0
         self._paste(rgb, tir, tg.texture, tg.heat_tex, tg.heat, tg.cx[index], tg.cy[index], tg.w[index],
                     tg.h[index], tg.rounded, crossover=cross)
         if self.condition is Condition.OCCLUSION:

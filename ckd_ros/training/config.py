@@ -48,6 +48,11 @@ class DataConfig:
         self.condition_weights = tuple(float(w) for w in self.condition_weights)
         condition_probabilities(self.conditions, self.condition_weights)  # refuse bad weights when read
         check_close_calls(self.close_call_prob, self.close_call_distance)
+        if self.kind == "synthetic":
+            try:  # a misspelt or out-of-range generator setting fails when read, not an epoch later
+                self.synthetic_config()
+            except TypeError as e:
+                raise ValueError(f"data.synthetic: {e}") from None
 
     def synthetic_config(self) -> SyntheticConfig:
         return SyntheticConfig(**self.synthetic)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from ckd_ros.data.synthetic import CONDITIONS, SyntheticConfig, generate_sequence
 from ckd_ros.model import load_checkpoint
@@ -196,6 +197,16 @@ def _parse_seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
+def _generator_settings(items: list[str]) -> dict:
+    settings = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"{item!r} must be KEY=VALUE")
+        key, value = item.split("=", 1)
+        settings[key.strip()] = yaml.safe_load(value)
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", action="append", required=True, metavar="NAME=PATH[:MODALITY]")
@@ -206,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="torch threads (per job with --jobs; default 1 there)")
     p.add_argument("--jobs", type=int, default=1,
                    help="processes sharing the sequences (scores identical to one process of the same --threads)")
+    p.add_argument("--generator", action="append", default=[], metavar="KEY=VALUE",
+                   help="a generator setting (SyntheticConfig field, YAML value), e.g. crossover_profile=dusk; "
+                        "the models must be scored on the generator they were trained for")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     specs = {}
@@ -222,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     conditions = [c for c in args.conditions.split(",") if c]
     seeds = _parse_seeds(args.seeds)
-    config = SyntheticConfig(num_frames=args.frames)
+    try:
+        config = SyntheticConfig(num_frames=args.frames, **_generator_settings(args.generator))
+    except (TypeError, ValueError) as e:
+        print(f"--generator: {e}", file=sys.stderr)
+        return 2
     t0 = time.time()
     if args.jobs > 1:
         for path, _ in specs.values():  # a bad path fails here, not inside every worker
