@@ -87,6 +87,21 @@ def test_unsupported_precisions_are_refused_with_the_reason():
         optimize(net, "fp16")
 
 
+def test_a_head_that_sees_one_student_ignores_the_other_modality_and_the_fast_paths_refuse_it():
+    net = seeded_model(SMALL, 1)
+    z_rgb, z_tir, x_rgb, x_tir = seeded_inputs(SMALL, torch.device("cpu"))
+    with torch.inference_mode():
+        both = net(z_rgb, z_tir, x_rgb, x_tir)
+        net.head_students = (True, False)
+        rgb_only = net(z_rgb, z_tir, x_rgb, x_tir)
+        other_thermal = net(z_rgb, torch.flip(z_tir, [3]), x_rgb, torch.flip(x_tir, [2]))
+    assert max_dev(rgb_only, other_thermal) == 0.0  # what thermal shows no longer reaches the head
+    assert max_dev(rgb_only, both) > 0.0  # (seeded weights: small maps, so small differences)
+    assert float(rgb_only["backbone_feat"][..., SMALL.embed_dim:].abs().max()) == 0.0
+    with pytest.raises(ValueError, match="head_students"):
+        optimize(net, "fp32")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 def test_cuda_paths_match_the_exact_cpu_forward(reference_dir, small_inputs, precision):

@@ -55,6 +55,17 @@ def test_generator_settings_select_the_scenes_the_models_are_scored_on(tmp_path,
     assert "--generator" in capsys.readouterr().err
 
 
+def test_a_fused_model_can_be_scored_with_its_head_seeing_one_student(tmp_path, capsys) -> None:
+    ckpt = str(default_checkpoint_path())
+    out = tmp_path / "heads.json"
+    assert main(["--checkpoint", f"rgbt={ckpt}", "--checkpoint", f"no_tir={ckpt}:fused-rgb", "--seeds", "100000",
+                 "--conditions", "glare", "--frames", "8", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    # in glare RGB is washed out: the head that sees the RGB student only loses what thermal gave it
+    assert res["auc"]["no_tir"]["glare"] < res["auc"]["rgbt"]["glare"] - 0.2, res["auc"]
+    assert "| rgbt - no_tir |" in capsys.readouterr().out
+
+
 def test_means_carry_their_standard_error_and_margins_the_paired_one() -> None:
     assert abs(standard_error([0.9, 0.1, 0.9, 0.1]) - 0.4 / np.sqrt(3)) < 1e-12  # std (n - 1) 0.462 / sqrt(4)
     per_seq = {"f": {"dark": [0.9, 0.1, 0.9, 0.1]}, "s": {"dark": [0.8, 0.0, 0.8, 0.1]}}

@@ -24,6 +24,10 @@ class CKDNet(nn.Module):
         self.rgb_branch = ViTBackbone(self.config)
         self.tir_branch = ViTBackbone(self.config)
         self.box_head = CenterHead(2 * self.config.embed_dim, self.config.head_channels)
+        # which students' features reach the head, (rgb, thermal). CKD uses both; one alone zeroes the other's
+        # features the way training's modality dropout does. A diagnostic (what the head makes of one
+        # modality when the other misleads it), not a tracking mode: the fast paths refuse it.
+        self.head_students: tuple[bool, bool] = (True, True)
 
     def set_ce(self, ce_loc: tuple[int, ...] | list[int], ce_keep_ratio: float | tuple[float, ...]) -> None:
         """Switch the elimination schedule (no weights change; the paper fine-tunes heads for MCE)."""
@@ -54,7 +58,10 @@ class CKDNet(nn.Module):
         c = self.config
         res = lockstep_forward([self.rgb_branch, self.tir_branch], [template_rgb, template_tir],
                                [search_rgb, search_tir], c.ce_loc, c.ce_keep_ratio, ce_template_mask)
-        feat = torch.cat(res.outputs, dim=2)
+        outputs = res.outputs
+        if self.head_students != (True, True):
+            outputs = [o if seen else torch.zeros_like(o) for o, seen in zip(outputs, self.head_students)]
+        feat = torch.cat(outputs, dim=2)
         out = self.box_head(self.head_input(feat))
         out["backbone_feat"] = feat
         if res.kept:

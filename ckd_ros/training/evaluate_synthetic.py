@@ -5,7 +5,8 @@
 
 Each `--checkpoint NAME=PATH[:MODALITY]` is tracked with the project's CKDTracker (reference arithmetic) on
 every condition x seed. MODALITY (rgbt, rgb, tir) says what the network is fed, as in training: a
-single-modality model gets its one modality on both inputs. Success: per sequence, the fraction of frames
+single-modality model gets its one modality on both inputs; fused-rgb / fused-tir run a fused model on both
+images with its head seeing one student only (the other's features zeroed). Success: per sequence, the fraction of frames
 1..N-1 whose IoU with the ground truth exceeds each threshold 0, 0.05, ..., 1 (continuous-coordinate IoU:
 synthetic boxes are sub-pixel exact), averaged over thresholds (AUC), then over sequences; each mean and
 each fused-minus-single margin is printed with its standard error over sequences. Seeds used for
@@ -29,6 +30,11 @@ from ckd_ros.model import load_checkpoint
 from ckd_ros.tracking import CKDTracker
 
 THRESHOLDS = np.linspace(0.0, 1.0, 21)
+# ways to run a checkpoint: both images (rgbt), one image on both inputs (rgb, tir: single-modality models),
+# or both images with the head seeing one student only (fused-*: how much a fused model's head loses or gains
+# by setting a modality aside)
+HEAD_ONLY = {"fused-rgb": (True, False), "fused-tir": (False, True)}
+MODALITIES = ("rgbt", "rgb", "tir", *HEAD_ONLY)
 
 
 def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -99,8 +105,15 @@ def summarise(scores: list[dict[str, float]], models, seeds: list[int], conditio
 
 
 def load_models(specs: dict[str, tuple[str, str]], device: str = "cpu") -> dict[str, tuple[torch.nn.Module, str]]:
-    """{name: (checkpoint path, modality)} -> {name: (network, modality)}."""
-    return {name: (load_checkpoint(path, device=device), modality) for name, (path, modality) in specs.items()}
+    """{name: (checkpoint path, modality)} -> {name: (network, modality)}. ``fused-rgb`` / ``fused-tir``: a
+    fused model fed both images whose head sees that student only (the other's features zeroed)."""
+    models = {}
+    for name, (path, modality) in specs.items():
+        net = load_checkpoint(path, device=device)
+        if modality in HEAD_ONLY:
+            net.head_students = HEAD_ONLY[modality]
+        models[name] = (net, modality)
+    return models
 
 
 def _to_stderr(line: str) -> None:
@@ -228,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--checkpoint {item!r} must be NAME=PATH[:MODALITY]", file=sys.stderr)
             return 2
         name, rest = item.split("=", 1)
-        path, modality = (rest.rsplit(":", 1) if rest.rsplit(":", 1)[-1] in ("rgbt", "rgb", "tir")
+        path, modality = (rest.rsplit(":", 1) if rest.rsplit(":", 1)[-1] in MODALITIES
                           else (rest, "rgbt"))
         specs[name] = (path, modality)
     if args.jobs < 1:
