@@ -98,6 +98,7 @@ def test_a_head_that_sees_one_student_ignores_the_other_modality_and_the_fast_pa
     assert max_dev(rgb_only, other_thermal) == 0.0  # what thermal shows no longer reaches the head
     assert max_dev(rgb_only, both) > 0.0  # (seeded weights: small maps, so small differences)
     assert float(rgb_only["backbone_feat"][..., SMALL.embed_dim:].abs().max()) == 0.0
+    assert optimize(net, "exact") is net  # the exact path is the network itself
     with pytest.raises(ValueError, match="head_students"):
         optimize(net, "fp32")
 

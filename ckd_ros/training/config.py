@@ -157,13 +157,18 @@ def _set_path(d: dict, dotted: str, value: Any) -> None:
     d[keys[-1]] = value
 
 
+def parse_setting(item: str) -> tuple[str, Any]:
+    """``key=value`` from a command line -> (key, value read as YAML: numbers, lists, booleans, strings)."""
+    if "=" not in item:
+        raise ValueError(f"setting {item!r} must look like key=value")
+    k, v = item.split("=", 1)
+    return k.strip(), yaml.safe_load(v)
+
+
 def config_from_dict(values: dict[str, Any], overrides: list[str] | None = None) -> TrainConfig:
     values = dict(values or {})
     for item in overrides or []:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} must look like section.key=value")
-        k, v = item.split("=", 1)
-        _set_path(values, k.strip(), yaml.safe_load(v))
+        _set_path(values, *parse_setting(item))
     return _build(TrainConfig, values, "config")
 
 

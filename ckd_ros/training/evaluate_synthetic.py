@@ -6,7 +6,8 @@
 Each `--checkpoint NAME=PATH[:MODALITY]` is tracked with the project's CKDTracker (reference arithmetic) on
 every condition x seed. MODALITY (rgbt, rgb, tir) says what the network is fed, as in training: a
 single-modality model gets its one modality on both inputs; fused-rgb / fused-tir run a fused model on both
-images with its head seeing one student only (the other's features zeroed). Success: per sequence, the fraction of frames
+images with its head seeing one student only (the other's features zeroed). `--generator KEY=VALUE` sets the
+generator (a SyntheticConfig field) the models were trained for. Success: per sequence, the fraction of frames
 1..N-1 whose IoU with the ground truth exceeds each threshold 0, 0.05, ..., 1 (continuous-coordinate IoU:
 synthetic boxes are sub-pixel exact), averaged over thresholds (AUC), then over sequences; each mean and
 each fused-minus-single margin is printed with its standard error over sequences. Seeds used for
@@ -23,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from ckd_ros.data.synthetic import CONDITIONS, SyntheticConfig, generate_sequence
 from ckd_ros.model import load_checkpoint
 from ckd_ros.tracking import CKDTracker
+
+from .config import parse_setting
 
 THRESHOLDS = np.linspace(0.0, 1.0, 21)
 # ways to run a checkpoint: both images (rgbt), one image on both inputs (rgb, tir: single-modality models),
@@ -210,16 +212,6 @@ def _parse_seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
-def _generator_settings(items: list[str]) -> dict:
-    settings = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"{item!r} must be KEY=VALUE")
-        key, value = item.split("=", 1)
-        settings[key.strip()] = yaml.safe_load(value)
-    return settings
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", action="append", required=True, metavar="NAME=PATH[:MODALITY]")
@@ -250,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     conditions = [c for c in args.conditions.split(",") if c]
     seeds = _parse_seeds(args.seeds)
     try:
-        config = SyntheticConfig(num_frames=args.frames, **_generator_settings(args.generator))
+        config = SyntheticConfig(num_frames=args.frames, **dict(map(parse_setting, args.generator)))
     except (TypeError, ValueError) as e:
         print(f"--generator: {e}", file=sys.stderr)
         return 2
