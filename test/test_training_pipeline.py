@@ -307,6 +307,17 @@ def test_baselines_train_beside_the_fused_model_with_the_same_init_and_pairs(tmp
     b = torch.load(tmp_path / "with_rgb" / "checkpoints" / "last.pth.tar", weights_only=True)["net"]
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6), k
+    # the baselines alone (train_fused: false) train as they do beside the fused model: same pairs, same init
+    only = tmp_path / "only.yaml"
+    only.write_text(yaml.safe_dump(_config(tmp_path, baselines=["rgb"], drop_path=0.0, train_fused=False,
+                                           output_dir=str(tmp_path / "only"))))
+    assert train_main(["--config", str(only), "--device", "cpu"]) == 0
+    assert not (tmp_path / "only" / "checkpoints").exists()
+    beside = torch.load(tmp_path / "with_rgb" / "baseline_rgb" / "checkpoints" / "last.pth.tar", weights_only=True)
+    alone = torch.load(tmp_path / "only" / "baseline_rgb" / "checkpoints" / "last.pth.tar", weights_only=True)
+    assert alone["train_config"]["train_fused"] and alone["train_config"]["baselines"] == []
+    for k in beside["net"]:
+        assert torch.allclose(alone["net"][k], beside["net"][k], atol=1e-6), k
     # resuming needs every run at the same point
     (run / "baseline_tir" / "checkpoints" / "last.pth.tar").unlink()
     assert train_main(["--config", str(cfg_path), "--device", "cpu", "--resume", "--set", "optim.epochs=2"]) != 0
@@ -329,7 +340,32 @@ def test_baselines_start_from_the_fused_model_s_initial_weights(tmp_path) -> Non
 
 @pytest.mark.parametrize("over, match", [({"baselines": ["rgbt"]}, "baselines"),
                                           ({"baselines": ["rgb", "rgb"]}, "baselines"),
-                                          ({"baselines": ["tir"], "sampling": {"modality": "rgb"}}, "rgbt")])
+                                          ({"baselines": ["tir"], "sampling": {"modality": "rgb"}}, "rgbt"),
+                                          ({"train_fused": False}, "baselines only")])
 def test_baseline_settings_are_checked_when_the_config_is_read(tmp_path, over, match) -> None:
     with pytest.raises(ValueError, match=match):
         config_from_dict(_config(tmp_path, **over))
+
+
+@pytest.mark.parametrize("ce", [False, True], ids=["head_only", "with_elimination"])
+def test_stage_two_fine_tunes_the_fused_head_on_frozen_backbones(tmp_path, ce) -> None:
+    import yaml
+
+    stage1 = tmp_path / "s1.yaml"
+    stage1.write_text(yaml.safe_dump(_config(tmp_path, output_dir=str(tmp_path / "s1"))))
+    assert train_main(["--config", str(stage1), "--device", "cpu"]) == 0
+    init = tmp_path / "s1" / "checkpoints" / "last.pth.tar"
+    model = {**TINY_MODEL, **({"ce_loc": [1], "ce_keep_ratio": [0.5]} if ce else {})}
+    stage2 = tmp_path / "s2.yaml"
+    stage2.write_text(yaml.safe_dump(_config(tmp_path, model=model, stage="mce", init=str(init),
+                                             output_dir=str(tmp_path / "s2"), export_inference="m.pth.tar")))
+    assert train_main(["--config", str(stage2), "--device", "cpu", "--set", "optim.epochs=2"]) == 0
+    before = torch.load(init, weights_only=True)["net"]
+    after = torch.load(tmp_path / "s2" / "checkpoints" / "last.pth.tar", weights_only=True)["net"]
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    # every change is in the fused head; its BatchNorm statistics and weights both moved
+    assert changed and all(k.startswith("box_head.") for k in changed), sorted(changed)[:5]
+    assert any(k.endswith("running_mean") for k in changed) and any(k.endswith("conv.weight") or
+                                                                    k.endswith(".0.weight") for k in changed)
+    exported = load_checkpoint(tmp_path / "s2" / "m.pth.tar")
+    assert exported.config.ce_loc == ((1,) if ce else ())

@@ -78,7 +78,9 @@ class TrainConfig:
     model: dict = field(default_factory=dict)  # ModelConfig fields
     share_students: bool = False
     drop_path: float = 0.1  # stochastic depth of every backbone, 0 at the first block to this at the last
-    stage: str = "distill"  # "distill" (stage 1: CKD) or "mce" (stage 2: frozen backbones, heads with MCE)
+    # "distill" (stage 1: CKD) or "mce" (stage 2: frozen backbones, the fused head fine-tuned, with candidate
+    # elimination where model.ce_loc sets it, as in the paper; without ce_loc the head alone is fine-tuned)
+    stage: str = "distill"
     data: DataConfig = field(default_factory=DataConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -95,6 +97,9 @@ class TrainConfig:
     # same recipe, initialisation and pairs (rendered once and shared), each in output_dir/baseline_<modality>.
     # They start from `init` too: scratch or a single-modality tracking checkpoint keeps them fair baselines
     baselines: tuple[str, ...] = ()
+    # False: only the baselines train, on the pairs they would have shared with the RGB + thermal model. This
+    # re-creates (or extends) the baselines of a model that already exists without training it again
+    train_fused: bool = True
 
     def __post_init__(self) -> None:
         if self.stage not in ("distill", "mce"):
@@ -104,9 +109,9 @@ class TrainConfig:
         self.sampling.template_size = mc.template_size
         self.sampling.search_size = mc.search_size
         self.sampling.patch_size = mc.patch_size
-        if self.stage == "mce" and not mc.ce_loc:
-            raise ValueError("stage 'mce' needs model.ce_loc / model.ce_keep_ratio (e.g. [3, 6, 9] / 0.7)")
         self.baselines = tuple(self.baselines)
+        if not self.train_fused and not self.baselines:
+            raise ValueError("train_fused: false trains the baselines only, so it needs baselines (e.g. [rgb, tir])")
         if self.baselines:
             if self.sampling.modality != "rgbt":
                 raise ValueError("baselines are trained beside an RGB + thermal model (sampling.modality: rgbt)")
@@ -116,7 +121,7 @@ class TrainConfig:
     def baseline_config(self, modality: str) -> "TrainConfig":
         """This config as the `modality` baseline's own run: its checkpoints record a plain single-modality
         recipe that `ckd train` can resume or repeat on its own."""
-        return dataclasses.replace(self, baselines=(), output_dir=str(Path(self.output_dir) / f"baseline_{modality}"),
+        return dataclasses.replace(self, baselines=(), train_fused=True, output_dir=str(Path(self.output_dir) / f"baseline_{modality}"),
                                    sampling=dataclasses.replace(self.sampling, modality=modality))
 
     def model_config(self) -> ModelConfig:

@@ -212,7 +212,8 @@ class Trainer:
         self.step = 0
         # the baselines get the same seed, so the same initial weights: they differ from the main model only
         # in what their students see
-        self.runs = [self._build_run(c) for c in [cfg] + [cfg.baseline_config(m) for m in cfg.baselines]]
+        runs = ([cfg] if cfg.train_fused else []) + [cfg.baseline_config(m) for m in cfg.baselines]
+        self.runs = [self._build_run(c) for c in runs]
         if resume:
             self._resume()
         self.dataset = build_dataset(cfg)
@@ -252,7 +253,7 @@ class Trainer:
                 "scaler": run.scaler.state_dict(), "train_config": run.cfg.to_dict()}
 
     def save(self, final: bool = False) -> Path:
-        """Every run's checkpoint for the current epoch; returns the main run's."""
+        """Every run's checkpoint for the current epoch; returns the first run's (the fused one if it trains)."""
         paths = []
         for run in self.runs:
             run.ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -348,7 +349,8 @@ class Trainer:
                             run.writer.add_scalar(f"train/{k}", v, self.step + 1)
                         run.writer.add_scalar("train/grad_norm", gnorm, self.step + 1)
                         run.writer.add_scalar("train/lr_head", run.optimizer.param_groups[0]["lr"], self.step + 1)
-                    shown.update(stats if i == 0 else {f"{run.modality}.iou": stats.get("iou", float("nan"))})
+                    shown.update(stats if self._is_fused(run) else
+                                 {f"{run.modality}.iou": stats.get("iou", float("nan"))})
                 self.step += 1
                 n += 1
                 if bar is not None:
@@ -374,11 +376,19 @@ class Trainer:
         return last
 
     def _averages(self, sums: list[dict[str, float]], n: int) -> dict[str, float]:
-        """The main run's mean loss terms; a baseline's as `<modality>.<term>` for its loss and IoU."""
-        out = {k: round(v / max(n, 1), 4) for k, v in sums[0].items()}
-        for run, s in zip(self.runs[1:], sums[1:]):
-            out.update({f"{run.modality}.{k}": round(s[k] / max(n, 1), 4) for k in ("loss", "iou") if k in s})
+        """The fused run's mean loss terms; a baseline's as `<modality>.<term>` (only its loss and IoU beside a
+        fused run, every term when the baselines train alone)."""
+        out: dict[str, float] = {}
+        for run, s in zip(self.runs, sums):
+            if self._is_fused(run):
+                out.update({k: round(v / max(n, 1), 4) for k, v in s.items()})
+            else:
+                keys = ("loss", "iou") if self.cfg.train_fused else tuple(s)
+                out.update({f"{run.modality}.{k}": round(s[k] / max(n, 1), 4) for k in keys if k in s})
         return out
+
+    def _is_fused(self, run: _Run) -> bool:
+        return run.cfg is self.cfg
 
     def close(self) -> None:
         if self.dist.world > 1 and dist.is_initialized():
