@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 import pickle
 import time
-from statistics import median_high
 from pathlib import Path
+from statistics import median_high
 
 import numpy as np
 import pytest
