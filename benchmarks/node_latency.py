@@ -31,19 +31,19 @@ def main() -> int:
     args = parser.parse_args()
 
     from ckd_ros.data.synthetic import generate_sequence
-    from ckd_ros.model import default_checkpoint_path, load_checkpoint
     from ckd_ros.ros.harness import NodeProcess, Probe, large_images_profile
-    from ckd_ros.tracking import CKDTracker
+    from ckd_ros.tracking import TrackerSpec, build_tracker
 
     # this process publishes the camera images: the same Fast DDS profile as the node (read by the first
     # participant of the process, which is the probe below)
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(large_images_profile()))
 
-    checkpoint = args.checkpoint or str(default_checkpoint_path())
+    spec = TrackerSpec(checkpoint=args.checkpoint or None, device=args.device)
+    checkpoint = str(spec.checkpoint_path)
     seq = generate_sequence(5, "normal", num_frames=60, size=tuple(args.size))
 
     # the tracker alone, same frames, same device
-    tracker = CKDTracker(load_checkpoint(checkpoint), device=args.device)
+    tracker = build_tracker(spec)
     tracker.initialize(seq.rgb[0], seq.thermal[0], seq.boxes[0])
     for i in range(1, 6):
         tracker.track(seq.rgb[i], seq.thermal[i])          # warm-up

@@ -83,7 +83,7 @@ def test_unsupported_precisions_are_refused_with_the_reason():
     net = seeded_model(SMALL, 1)
     with pytest.raises(ValueError, match="precision must be one of"):
         optimize(net, "int4")
-    with pytest.raises(ValueError, match="fp16 autocast is for CUDA"):
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         optimize(net, "fp16")
 
 

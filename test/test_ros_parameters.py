@@ -67,9 +67,11 @@ def test_cross_parameter_rules_are_checked():
 
 
 def test_boxes_outside_the_image_are_refused_and_partly_inside_accepted():
-    assert "outside the 320x240" in P.box_image_error([400.0, 10.0, 20.0, 20.0], 320, 240)
-    assert "outside" in P.box_image_error([-30.0, 10.0, 20.0, 20.0], 320, 240)
-    assert P.box_image_error([-10.0, 10.0, 20.0, 20.0], 320, 240) is None
+    # the node checks boxes against the frame with the tracker's own rule
+    from ckd_ros.tracking import box_problem
+    assert "outside the 320x240" in box_problem([400.0, 10.0, 20.0, 20.0], (240, 320))
+    assert "outside" in box_problem([-30.0, 10.0, 20.0, 20.0], (240, 320))
+    assert box_problem([-10.0, 10.0, 20.0, 20.0], (240, 320)) is None
     assert P.initial_box_value([0.0, 0.0, 0.0, 0.0]) is None and P.initial_box_value([]) is None
 
 
@@ -128,4 +130,4 @@ def test_exact_crop_limit_reaches_the_tracker_and_zero_means_always_the_referenc
     assert all(r.successful for r in ros_node.set_parameters(
         [Parameter("exact_crop_limit", value=limit), Parameter("device", value="cpu")]))
     ros_node.trigger_configure()
-    assert ros_node._tracker is not None and ros_node._tracker.config.exact_crop_limit == expected
+    assert ros_node.session is not None and ros_node.session.tracker.config.exact_crop_limit == expected

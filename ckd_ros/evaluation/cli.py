@@ -75,6 +75,8 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, required=True, help="result folder (one file per sequence)")
     p.add_argument("--checkpoint", type=Path, default=None, help="model checkpoint (default: the embedded model)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    p.add_argument("--precision", default="exact", help="network arithmetic: exact (the reference's, default), "
+                   "fp32, int8, bf16, fp16 (see ckd_ros.model.optimize)")
     p.add_argument("--tracker-name", default="CKD", help="name used in result file names where the benchmark wants it")
     p.add_argument("--shard", default="0/1", help="i/n: run only the i-th of n deterministic shares of the sequences")
     p.add_argument("--sequences", type=Path, default=None, help="file listing the sequences to run (one a line)")
@@ -95,12 +97,12 @@ def eval_main(argv: list[str] | None = None) -> int:
     try:
         shard = parse_shard(args.shard)
         cfg = EvalConfig(benchmark=args.benchmark, root=args.root, out=args.out, checkpoint=args.checkpoint,
-                         device=args.device, tracker_name=args.tracker_name, shard=shard,
+                         device=args.device, precision=args.precision, tracker_name=args.tracker_name, shard=shard,
                          sequences=read_name_list(args.sequences) if args.sequences else None,
                          max_frames=args.max_frames, overwrite=args.overwrite, progress=not args.no_progress,
                          thermal_depth=args.thermal_depth)
         summary = run_benchmark(cfg)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"ckd eval: {e}", file=sys.stderr)
         return 1
     print(f"ckd eval: {summary.ran} sequences run, {summary.skipped} already done, "

@@ -26,6 +26,7 @@ class EvalConfig:
     out: Path
     checkpoint: Path | None = None
     device: str = "cpu"
+    precision: str = "exact"
     tracker_name: str = "CKD"
     shard: tuple[int, int] = (0, 1)
     sequences: list[str] | None = None
@@ -92,7 +93,7 @@ def track_sequence(tracker, sequence: Sequence, init_box: np.ndarray, frames: in
                    progress: bool = False, desc: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Boxes (N, 4) and per-frame seconds (N,) of one run over the first ``frames`` frames (all when None);
     frame 0 is the initial box as given (the toolkits score it as such)."""
-    from ckd_ros.tracking.runner import track_frames
+    from ckd_ros.tracking.sequence_run import track_frames
 
     n = len(sequence) if frames is None else min(frames, len(sequence))
     # frames are read lazily, so the times measure the tracker only
@@ -107,12 +108,11 @@ def track_sequence(tracker, sequence: Sequence, init_box: np.ndarray, frames: in
 
 
 def build_tracker(cfg: EvalConfig):
-    from ckd_ros.model import load_checkpoint, load_default_model
-    from ckd_ros.tracking import CKDTracker
+    from ckd_ros.tracking import TrackerConfig, TrackerSpec
+    from ckd_ros.tracking import build_tracker as build
 
-    net = (load_checkpoint(cfg.checkpoint, device=cfg.device) if cfg.checkpoint is not None
-           else load_default_model(cfg.device))
-    return CKDTracker(net, cfg.tracker_config, device=cfg.device)
+    return build(TrackerSpec(checkpoint=cfg.checkpoint, device=cfg.device, precision=cfg.precision,
+                             tracker=cfg.tracker_config or TrackerConfig()))
 
 
 def benchmark_sequences(rules: BenchmarkRules, root: Path, names: list[str] | None = None,

@@ -128,10 +128,12 @@ def _check_against(sd: Mapping[str, torch.Tensor], config: ModelConfig, path: Pa
 
 
 def load_checkpoint(path: str | os.PathLike, config: ModelConfig | None = None,
-                    device: torch.device | str = "cpu") -> CKDNet:
+                    device: torch.device | str = "cpu", *, num_heads: int | None = None) -> CKDNet:
     """A CKDNet in eval mode from an official or project checkpoint. Training-only keys (teachers and their
     heads) are ignored. ``config=None``: the embedded config if the file has one, else one inferred from
-    the tensor shapes. A config that does not fit the tensors raises CheckpointError naming the keys."""
+    the tensor shapes, with ``num_heads`` when given (no tensor shape carries the head count; the
+    inference assumes 64-wide heads). A config that does not fit the tensors raises CheckpointError naming
+    the keys."""
     path = Path(path)
     sd, meta = _state_dict_of(_read(path), path)
     embedded = None
@@ -140,6 +142,13 @@ def load_checkpoint(path: str | os.PathLike, config: ModelConfig | None = None,
             embedded = ModelConfig.from_dict(meta["config"])
         except (TypeError, ValueError) as e:
             raise CheckpointError(f"checkpoint {path} embeds an invalid config: {e}") from e
+    if num_heads is not None:
+        if config is not None:
+            raise ValueError("give either config or num_heads, not both (the config holds its head count)")
+        if embedded is not None and embedded.num_heads != num_heads:
+            raise CheckpointError(f"num_heads {num_heads} disagrees with the {embedded.num_heads} heads of the "
+                                  f"config embedded in {path}")
+        config = embedded or infer_config(sd, num_heads=num_heads)
     if config is None:
         config = embedded or infer_config(sd)
     elif embedded is not None and not config.same_architecture(embedded):

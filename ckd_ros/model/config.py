@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +24,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         # lists arrive from JSON / checkpoints; store tuples so the config stays hashable and immutable
-        object.__setattr__(self, "ce_loc", tuple(int(i) for i in self.ce_loc))
-        object.__setattr__(self, "ce_keep_ratio", tuple(float(r) for r in self.ce_keep_ratio))
+        object.__setattr__(self, "ce_loc", _int_tuple(self.ce_loc, "ce_loc"))
+        object.__setattr__(self, "ce_keep_ratio", _keep_ratios(self.ce_keep_ratio, len(self.ce_loc)))
         problems = []
         if self.embed_dim <= 0 or self.depth <= 0 or self.num_heads <= 0:
             problems.append("embed_dim, depth and num_heads must be positive")
@@ -105,10 +106,9 @@ class ModelConfig:
 
     def with_ce(self, ce_loc: tuple[int, ...] | list[int], ce_keep_ratio: float | tuple[float, ...]
                 | list[float]) -> "ModelConfig":
-        """Same weights layout, other elimination schedule (CE does not change any tensor shape)."""
-        if isinstance(ce_keep_ratio, (int, float)):
-            ce_keep_ratio = (float(ce_keep_ratio),) * len(tuple(ce_loc))
-        return dataclasses.replace(self, ce_loc=tuple(ce_loc), ce_keep_ratio=tuple(ce_keep_ratio))
+        """Same weights layout, other elimination schedule (CE does not change any tensor shape); one keep
+        ratio applies to every layer."""
+        return dataclasses.replace(self, ce_loc=tuple(ce_loc), ce_keep_ratio=ce_keep_ratio)  # type: ignore[arg-type]
 
     def without_ce(self) -> "ModelConfig":
         return dataclasses.replace(self, ce_loc=(), ce_keep_ratio=())
@@ -130,3 +130,30 @@ class ModelConfig:
     def same_architecture(self, other: "ModelConfig") -> bool:
         """True when both describe the same tensors (the CE schedule does not change weights)."""
         return self.without_ce() == other.without_ce()
+
+
+def _int_tuple(values: Any, name: str) -> tuple[int, ...]:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"ModelConfig.{name} must be a sequence of block indices (e.g. (3, 6, 9)), "
+                        f"got {type(values).__name__} {values!r}")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) and not (
+                isinstance(v, numbers.Real) and float(v).is_integer()):
+            raise TypeError(f"ModelConfig.{name} must hold integer block indices, got {v!r} in {values!r}")
+        out.append(int(v))
+    return tuple(out)
+
+
+def _keep_ratios(value: Any, layers: int) -> tuple[float, ...]:
+    """One keep ratio for every elimination layer (the natural call, ``ce_keep_ratio=0.7``) or one per layer."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return (float(value),) * layers
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError("ModelConfig.ce_keep_ratio must be a number in (0, 1] (used at every ce_loc layer) or "
+                        f"one number per ce_loc layer, got {type(value).__name__} {value!r}")
+    values = list(value)
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Real)]
+    if bad:
+        raise TypeError(f"ModelConfig.ce_keep_ratio must hold numbers, got {bad[0]!r} in {values!r}")
+    return tuple(float(v) for v in values)

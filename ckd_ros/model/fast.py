@@ -23,10 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .ckd_net import CKDNet
+from .device import PRECISIONS, check_precision
 from .head import BRANCHES, CenterHead
 from .vit import LN_EPS
 
-PRECISIONS = ("exact", "fp32", "bf16", "fp16", "int8")
 
 
 def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -250,23 +250,18 @@ def optimize(net: CKDNet, precision: str = "fp32", compile: bool = False,
              compile_mode: str | None = None) -> nn.Module:
     """A faster module computing ``net``'s function. ``precision``: exact | fp32 | bf16 | fp16 | int8.
     ``compile``: wrap in torch.compile (on CUDA ``compile_mode='reduce-overhead'`` adds CUDA graphs)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    device = next(net.parameters()).device
+    check_precision(precision, device)
     if precision != "exact" and tuple(net.head_students) != (True, True):
         raise ValueError("the fast paths feed both students to the head; reset net.head_students to (True, True)")
-    device = next(net.parameters()).device
     net = net.eval()
     if precision == "exact":
         mod: nn.Module = net
     elif precision == "int8":
-        if device.type != "cpu":
-            raise ValueError("int8 dynamic quantisation runs on the CPU only; use fp16/bf16 on CUDA")
         mod = Int8CKD(net)
     else:
         mod = StackedCKD(net, channels_last=device.type == "cuda").to(device).eval()
         if precision in ("bf16", "fp16"):
-            if device.type == "cpu" and precision == "fp16":
-                raise ValueError("fp16 autocast is for CUDA; use bf16 (or int8) on the CPU")
             mod = _Autocast(mod, device.type, torch.bfloat16 if precision == "bf16" else torch.float16)
     if compile:
         config = mod.config
@@ -282,8 +277,7 @@ def build_paths(net: CKDNet, precisions: list[str] | tuple[str, ...]) -> dict[st
     stacked = None
     for p in precisions:
         if p in ("fp32", "bf16", "fp16"):
-            if p == "fp16" and device.type == "cpu":
-                raise ValueError("fp16 autocast is for CUDA; use bf16 (or int8) on the CPU")
+            check_precision(p, device)
             stacked = stacked or StackedCKD(net.eval(), channels_last=device.type == "cuda").to(device).eval()
             mods[p] = stacked if p == "fp32" else \
                 _Autocast(stacked, device.type, torch.bfloat16 if p == "bf16" else torch.float16)

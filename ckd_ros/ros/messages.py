@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
+from ckd_ros.tracking import TrackOutput, TrackStatus
+
 from .images import array_to_image
 
-STATUS_NAMES = ("UNINITIALIZED", "TRACKING", "LOST")
+# TargetState's status constants (msg/TargetState.msg), by tracker status
+STATUS_CODES = {TrackStatus.UNINITIALIZED: 0, TrackStatus.TRACKING: 1, TrackStatus.LOST: 2}
 
 
 def vision_msgs_module() -> Any | None:
@@ -21,60 +23,13 @@ def vision_msgs_module() -> Any | None:
         return None
 
 
-@dataclass(frozen=True)
-class TrackOutput:
-    """What the node publishes for one processed pair (built from a TrackResult plus node-side state)."""
-
-    status: int                                 # TargetState.UNINITIALIZED / TRACKING / LOST
-    box: tuple[float, float, float, float]      # x, y, w, h in RGB pixels
-    score: float
-    velocity: tuple[float, float] = (0.0, 0.0)  # px/s of the box centre
-    time_since_confident: float = 0.0
-    bearing: tuple[float, float, float] | None = None
-
-
-def bearing_from_camera_info(k: Sequence[float], u: float, v: float) -> tuple[float, float, float] | None:
-    """Unit ray through pixel (u, v) for the pinhole intrinsics ``k`` (row-major 3x3), optical frame.
-
-    Lens distortion is ignored (the box centre is already an approximation of the target's direction).
-    """
-    fx, cx, fy, cy = float(k[0]), float(k[2]), float(k[4]), float(k[5])
-    if fx <= 0.0 or fy <= 0.0:
-        return None
-    ray = np.array([(u - cx) / fx, (v - cy) / fy, 1.0])
-    ray /= np.linalg.norm(ray)
-    return float(ray[0]), float(ray[1]), float(ray[2])
-
-
-class VelocityEstimator:
-    """Exponentially smoothed image-plane velocity of the box centre, in px per second of node clock."""
-
-    def __init__(self, smoothing: float = 0.5) -> None:
-        self.smoothing = smoothing
-        self.reset()
-
-    def reset(self) -> None:
-        self._last: tuple[float, float, int] | None = None
-        self.velocity = (0.0, 0.0)
-
-    def update(self, box: Sequence[float], stamp_ns: int) -> tuple[float, float]:
-        cx, cy = box[0] + box[2] / 2.0, box[1] + box[3] / 2.0
-        if self._last is not None and stamp_ns > self._last[2]:
-            dt = (stamp_ns - self._last[2]) * 1e-9
-            raw = ((cx - self._last[0]) / dt, (cy - self._last[1]) / dt)
-            a = self.smoothing
-            self.velocity = (a * raw[0] + (1 - a) * self.velocity[0], a * raw[1] + (1 - a) * self.velocity[1])
-        self._last = (cx, cy, stamp_ns)
-        return self.velocity
-
-
-def build_target_state(header: Any, output: TrackOutput, track_id: str) -> Any:
+def build_target_state(header: Any, output: TrackOutput) -> Any:
     from ckd_ros.msg import TargetState
 
     msg = TargetState()
     msg.header = header
-    msg.status = int(output.status)
-    msg.id = track_id
+    msg.status = STATUS_CODES[output.status]
+    msg.id = output.track_id
     msg.x, msg.y, msg.width, msg.height = (float(v) for v in output.box)
     msg.score = float(output.score)
     msg.velocity_x, msg.velocity_y = (float(v) for v in output.velocity)
@@ -85,8 +40,7 @@ def build_target_state(header: Any, output: TrackOutput, track_id: str) -> Any:
     return msg
 
 
-def build_detections(vision_msgs: Any, header: Any, output: TrackOutput, track_id: str,
-                     class_id: str) -> Any:
+def build_detections(vision_msgs: Any, header: Any, output: TrackOutput, class_id: str) -> Any:
     """Detection2DArray with one detection while a box exists (tracking or lost), none otherwise.
 
     The LOST box is still published (with its low score) so that consumers see the last estimate;
@@ -94,12 +48,12 @@ def build_detections(vision_msgs: Any, header: Any, output: TrackOutput, track_i
     """
     array = vision_msgs.Detection2DArray()
     array.header = header
-    if output.status == 0:
+    if output.status == TrackStatus.UNINITIALIZED:
         return array
     x, y, w, h = (float(v) for v in output.box)
     det = vision_msgs.Detection2D()
     det.header = header
-    det.id = track_id
+    det.id = output.track_id
     det.bbox.center.position.x = x + w / 2.0
     det.bbox.center.position.y = y + h / 2.0
     det.bbox.center.theta = 0.0
@@ -126,13 +80,13 @@ def compose_debug_image(rgb: np.ndarray, thermal8: np.ndarray, output: TrackOutp
                             interpolation=cv2.INTER_AREA)
     canvas = np.ascontiguousarray(canvas)
     width = rgb.shape[1] * scale
-    if output is not None and output.status != 0:
-        colour = (0, 255, 0) if output.status == 1 else (255, 160, 0)
+    if output is not None and output.status != TrackStatus.UNINITIALIZED:
+        colour = (0, 255, 0) if output.status == TrackStatus.TRACKING else (255, 160, 0)
         x, y, w, h = (v * scale for v in output.box)
         for dx in (0.0, width):
             cv2.rectangle(canvas, (int(round(x + dx)), int(round(y))), (int(round(x + w + dx)), int(round(y + h))),
                           colour, 2)
-        label = f"{STATUS_NAMES[output.status]} {output.score:.2f}"
+        label = f"{output.status.name} {output.score:.2f}"
         cv2.putText(canvas, label, (int(x), max(12, int(y) - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1,
                     cv2.LINE_AA)
     else:

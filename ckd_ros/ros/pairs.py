@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -118,3 +118,40 @@ class PairHistory:
     def clear(self) -> None:
         with self._lock:
             self._pairs.clear()
+
+
+class InferenceWorker:
+    """The thread that takes the newest pair from a mailbox and processes it, until stopped.
+
+    ``process(pair)`` does the work; an exception from it is handed to ``on_error`` and the loop goes on (one
+    bad pair must not stop the node). ``min_step_s()`` pads each step (a debugging aid that simulates a slow
+    device); it is read every step so that it applies live.
+    """
+
+    def __init__(self, mailbox: LatestPairMailbox, process: Callable[[ImagePair], None],
+                 on_error: Callable[[Exception], None], min_step_s: Callable[[], float] = lambda: 0.0) -> None:
+        self._mailbox, self._process, self._on_error, self._min_step_s = mailbox, process, on_error, min_step_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ckd_inference", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop after the pair in progress; True when the thread has ended within ``timeout``."""
+        self._stop.set()
+        self._mailbox.close()
+        self._thread.join(timeout=timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pair = self._mailbox.take(timeout=0.2)
+            if pair is None:
+                continue
+            started = time.perf_counter()
+            try:
+                self._process(pair)
+            except Exception as exc:  # noqa: BLE001 - reported, and the next pair is processed
+                self._on_error(exc)
+            pad = self._min_step_s() - (time.perf_counter() - started)
+            if pad > 0:
+                self._stop.wait(pad)

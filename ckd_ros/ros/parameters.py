@@ -13,14 +13,17 @@ config/tracker.yaml documents every entry of :data:`PARAMETERS` (a test keeps th
 """
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-Validator = Callable[[Any], str | None]  # returns an error message, or None when the value is fine
+import numpy as np
 
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+from ckd_ros.model import PRECISIONS, device_error
+from ckd_ros.tracking import (CandidateElimination, RegistrationConfig, StatusConfig, ThermalGainConfig,
+                              TrackerConfig, TrackerSpec, box_problem)
+from ckd_ros.tracking.registration import validate_homography
+
+Validator = Callable[[Any], str | None]  # returns an error message, or None when the value is fine
 
 
 @dataclass(frozen=True)
@@ -44,51 +47,23 @@ def _box(value: Any) -> str | None:
         return None
     if len(values) != 4:
         return f"initial_box needs 4 numbers [x, y, width, height] or none, got {len(values)}"
-    return box_error(values)
-
-
-def box_error(box: list[float] | tuple[float, ...]) -> str | None:
-    """Why a box [x, y, w, h] cannot initialise the tracker (before looking at an image), or None."""
-    if not all(math.isfinite(float(v)) for v in box):
-        return f"box {list(box)} has non-finite values"
-    if float(box[2]) < 1.0 or float(box[3]) < 1.0:
-        return f"box {list(box)} needs width and height of at least 1 pixel"
-    return None
-
-
-def box_image_error(box: list[float] | tuple[float, ...], width: int, height: int) -> str | None:
-    """Why a box cannot initialise on a ``width`` x ``height`` RGB image, or None."""
-    error = box_error(box)
-    if error:
-        return error
-    x, y, w, h = (float(v) for v in box)
-    ix0, iy0 = max(x, 0.0), max(y, 0.0)
-    ix1, iy1 = min(x + w, float(width)), min(y + h, float(height))
-    if ix1 - ix0 < 1.0 or iy1 - iy0 < 1.0:
-        return (f"box [x={x:g}, y={y:g}, w={w:g}, h={h:g}] lies outside the {width}x{height} RGB image "
-                "(top-left corner, RGB pixels)")
-    return None
+    problem = box_problem(values)
+    return None if problem is None else f"initial_box: {problem}"
 
 
 def _homography(value: Any) -> str | None:
     values = list(value)
     if not values:
         return None
-    if len(values) != 9:
-        return f"thermal.homography needs 9 numbers (3x3 row-major, thermal -> RGB pixels) or none, got {len(values)}"
-    if not all(math.isfinite(float(v)) for v in values):
-        return "thermal.homography has non-finite entries"
-    a = [float(v) for v in values]
-    det = (a[0] * (a[4] * a[8] - a[5] * a[7]) - a[1] * (a[3] * a[8] - a[5] * a[6])
-           + a[2] * (a[3] * a[7] - a[4] * a[6]))
-    if abs(det) < 1e-12:
-        return "thermal.homography is singular"
+    try:
+        validate_homography(values)
+    except ValueError as exc:
+        return f"thermal.homography: {exc}"
     return None
 
 
 def _device(value: Any) -> str | None:
-    return None if DEVICE_PATTERN.match(str(value)) else (
-        f"device must be auto, cpu, cuda or cuda:N, got {value!r}")
+    return device_error(str(value))
 
 
 def _ce_layers(value: Any) -> str | None:
@@ -111,7 +86,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("precision", "exact",
                   "network arithmetic (ckd_ros.model.optimize): exact (the reference's), fp32 (stacked students, "
                   "fused attention), int8 (CPU), bf16, fp16 (CUDA)",
-                  "configure", choices=("exact", "fp32", "int8", "bf16", "fp16")),
+                  "configure", choices=PRECISIONS),
     ParameterSpec("candidate_elimination.mode", "checkpoint",
                   "MCE candidate elimination: checkpoint (as stored), off, on (layers/keep_ratio below)",
                   "configure", choices=("checkpoint", "off", "on")),
@@ -275,3 +250,31 @@ def read_parameters(node: Any) -> dict[str, Any]:
         if values[spec.name] is None:
             values[spec.name] = default_value(spec)
     return values
+
+
+def tracker_spec(values: dict[str, Any]) -> TrackerSpec:
+    """The tracker the configure-stage parameters ask for (``values``: :func:`read_parameters`)."""
+    fixed = values["thermal.gain_mode"] == "fixed"
+    homography = values["thermal.homography"]
+    return TrackerSpec(
+        checkpoint=values["checkpoint"] or None,
+        device=values["device"],
+        precision=values["precision"],
+        candidate_elimination=CandidateElimination(
+            mode=values["candidate_elimination.mode"], layers=tuple(values["candidate_elimination.layers"]),
+            keep_ratio=float(values["candidate_elimination.keep_ratio"])),
+        tracker=TrackerConfig(
+            thermal_gain=ThermalGainConfig(
+                mode=values["thermal.gain_mode"], low_percentile=values["thermal.low_percentile"],
+                high_percentile=values["thermal.high_percentile"],
+                window_min=values["thermal.window_min"] if fixed else None,
+                window_max=values["thermal.window_max"] if fixed else None,
+                smoothing=values["thermal.smoothing"]),
+            registration=RegistrationConfig(
+                homography=np.asarray(homography, dtype=np.float64).reshape(3, 3) if homography else None,
+                on_size_mismatch=values["thermal.on_size_mismatch"]),
+            status=StatusConfig(
+                lost_threshold=values["status.lost_threshold"], recover_threshold=values["status.recover_threshold"],
+                lost_patience=values["status.lost_patience"], recover_patience=values["status.recover_patience"]),
+            exact_crop_limit=values["exact_crop_limit"] or None),
+        warm_up=True)

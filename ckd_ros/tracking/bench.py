@@ -6,7 +6,7 @@ Measured with ``TrackerConfig(profile=True)`` (the device is synchronised betwee
 times are true on CUDA too). Frames are random images of the requested sizes; the tracker is
 re-initialised (untimed) before every step so the crop size stays that of the initial box.
 
-    python -m ckd_ros.tracking.bench --model small --checkpoint ../shared/reference/ckd/ckd_small.pth.tar
+    python -m ckd_ros.tracking.bench --model small --checkpoint ../shared/reference/ckd/ckd_small.pth.tar --num-heads 4
     python -m ckd_ros.tracking.bench --model paper --device cuda --iters 50
 """
 from __future__ import annotations
@@ -25,24 +25,19 @@ def _parse_size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def _net(args: argparse.Namespace):
-    from ckd_ros.model import ModelConfig, infer_config, load_checkpoint, load_default_model, seeded_model
+def _spec_and_net(args: argparse.Namespace):
+    """The tracker spec of the command line, and the seeded paper network when no checkpoint is wanted."""
+    from ckd_ros.model import ModelConfig, seeded_model
+    from ckd_ros.tracking import TrackerConfig, TrackerSpec
+    spec = TrackerSpec(checkpoint=args.checkpoint or None, device=args.device, precision=args.precision,
+                       num_heads=args.num_heads, tracker=TrackerConfig(profile=True))
     if args.model == "paper":
-        config = ModelConfig.paper_mce() if args.mce else ModelConfig()
-        return seeded_model(config, seed=2024)
-    if args.checkpoint:
-        obj = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        sd = obj["net"] if isinstance(obj, dict) and "net" in obj else obj
-        config = obj.get("config") if isinstance(obj, dict) else None
-        if config is None:
-            return load_checkpoint(args.checkpoint, infer_config(sd, num_heads=args.num_heads))
-        return load_checkpoint(args.checkpoint)
-    return load_default_model()
+        return spec, seeded_model(ModelConfig.paper_mce() if args.mce else ModelConfig(), seed=2024)
+    return spec, None
 
 
 def bench_size(tracker, size: tuple[int, int], iters: int, warmup: int, thermal_dtype: str,
                seed: int = 0) -> dict:
-    from ckd_ros.tracking import TrackStatus  # noqa: F401  (import check only)
     w, h = size
     rng = np.random.default_rng(seed)
     rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
@@ -73,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", choices=["small", "paper"], default="small",
                    help="small: a checkpoint (default: the embedded model); paper: ViT-B/16 with seeded weights")
     p.add_argument("--checkpoint", default="")
-    p.add_argument("--num-heads", type=int, default=4, help="heads for a checkpoint without embedded config")
+    p.add_argument("--num-heads", type=int, default=None,
+                   help="heads for a checkpoint without embedded config whose heads are not 64 wide (the reference "
+                   "small model has 4)")
+    p.add_argument("--precision", default="exact", help="exact | fp32 | int8 | bf16 | fp16")
     p.add_argument("--mce", action="store_true", help="paper model with candidate elimination (3,6,9; 0.7)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--sizes", default="640x512,1920x1080")
@@ -83,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
 
-    from ckd_ros.tracking import CKDTracker, TrackerConfig
-    tracker = CKDTracker(_net(args), TrackerConfig(profile=True), device=args.device)
+    from ckd_ros.tracking import build_tracker
+    tracker = build_tracker(*_spec_and_net(args))
     cfg = tracker.net.config
     header = {"model": args.model, "embed_dim": cfg.embed_dim, "depth": cfg.depth, "ce_loc": list(cfg.ce_loc),
               "device": str(tracker.device), "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ckd_ros.model.device import PRECISIONS
+
 
 def _floats(text: str, n: int, what: str) -> list[float]:
     try:
@@ -42,9 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-heads", type=int, help="attention heads, when the checkpoint embeds no config and "
                    "its heads are not 64 wide")
     p.add_argument("--ce-loc", type=lambda s: [int(v) for v in s.replace(",", " ").split()],
-                   help="candidate-elimination blocks, e.g. '3,6,9' (the paper's MCE); default: the checkpoint's")
+                   help="candidate-elimination blocks, e.g. '3,6,9' (the paper's MCE), '' for none; default: "
+                   "the checkpoint's")
     p.add_argument("--ce-keep", type=float, default=0.7, help="keep ratio at every --ce-loc block (0.7)")
-    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
+    p.add_argument("--device", default="cpu", help="torch device: auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--precision", default="exact", choices=PRECISIONS,
+                   help="network arithmetic (exact = the reference's; see ckd_ros.model.optimize)")
     p.add_argument("--output", default="results/track", help="output folder")
     p.add_argument("--name", help="result file name (default: the sequence folder / RGB video name)")
     p.add_argument("--result-format", choices=["reference", "float"], default="reference")
@@ -66,23 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load_net(args: argparse.Namespace):
-    import torch
-
-    from ckd_ros.model import infer_config, load_checkpoint, load_default_model
-    if not args.checkpoint:
-        net = load_default_model(args.device)
-    elif args.num_heads:
-        obj = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        sd = obj["net"] if isinstance(obj, dict) and "net" in obj else obj
-        net = load_checkpoint(args.checkpoint, infer_config(sd, num_heads=args.num_heads), device=args.device)
-    else:
-        net = load_checkpoint(args.checkpoint, device=args.device)
-    if args.ce_loc is not None:
-        net.set_ce(tuple(args.ce_loc), tuple([args.ce_keep] * len(args.ce_loc)))
-    return net
-
-
 def _open_input(args: argparse.Namespace):
     from ckd_ros.data import open_sequence, open_video_pair
     if args.rgb_video or args.thermal_video:
@@ -96,36 +84,42 @@ def _open_input(args: argparse.Namespace):
     return open_sequence(args.sequence, args.layout, args.thermal_depth)
 
 
-def _tracker_config(args: argparse.Namespace):
+def tracker_spec(args: argparse.Namespace):
+    """The tracker the command line asks for."""
+    from .factory import CandidateElimination, TrackerSpec
     from .registration import RegistrationConfig, load_homography
     from .thermal import ThermalGainConfig
     from .tracker import LostSearchConfig, TrackerConfig
     window = args.gain_window or [None, None]
     if args.gain == "fixed" and args.gain_window is None:
         raise ValueError("--gain fixed needs --gain-window min,max")
-    return TrackerConfig(
+    elimination = (CandidateElimination() if args.ce_loc is None else
+                   CandidateElimination("on" if args.ce_loc else "off", tuple(args.ce_loc), args.ce_keep))
+    config = TrackerConfig(
         thermal_gain=ThermalGainConfig(mode=args.gain, low_percentile=args.gain_percentiles[0],
                                        high_percentile=args.gain_percentiles[1], window_min=window[0],
                                        window_max=window[1]),
         registration=RegistrationConfig(homography=load_homography(args.homography) if args.homography else None,
                                         on_size_mismatch=args.on_size_mismatch),
         lost_search=LostSearchConfig(enabled=args.lost_search))
+    return TrackerSpec(checkpoint=args.checkpoint or None, device=args.device, precision=args.precision,
+                       num_heads=args.num_heads, candidate_elimination=elimination, tracker=config)
 
 
 def run(args: argparse.Namespace) -> dict[str, Path]:
     from tqdm import tqdm
 
     from .overlay import OverlayWriter, draw_overlay
+    from .status import TrackStatus
     from .results import write_boxes, write_times
-    from .runner import track_frames
-    from .tracker import CKDTracker
+    from .factory import build_tracker
+    from .sequence_run import track_frames
 
     sequence = _open_input(args)
     init_box = args.init_box if args.init_box is not None else sequence.init_box
     if init_box is None:
         raise ValueError(f"{sequence.name}: no ground truth to initialise from; give --init-box x,y,w,h")
-    config = _tracker_config(args)
-    tracker = CKDTracker(_load_net(args), config, device=args.device)
+    tracker = build_tracker(tracker_spec(args))
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = args.name or sequence.name
@@ -158,7 +152,7 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
         files["overlay"] = writer.output
     steps = np.asarray(result.times[1:]) if len(result.times) > 1 else np.asarray(result.times)
     print(f"{name}: {len(result.boxes)} frames, median {1000 * np.median(steps):.1f} ms/frame, "
-          f"lost in {sum(s.value == 'lost' for s in result.statuses)} frames -> {files['boxes']}")
+          f"lost in {sum(s == TrackStatus.LOST for s in result.statuses)} frames -> {files['boxes']}")
     return files
 
 

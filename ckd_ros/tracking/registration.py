@@ -39,9 +39,13 @@ class RegistrationConfig:
 
 
 def validate_homography(h: np.ndarray | list) -> np.ndarray:
+    """A usable thermal -> RGB homography as a 3x3 float64 array, from a 3x3 matrix or 9 row-major numbers."""
     m = np.asarray(h, dtype=np.float64)
+    if m.shape == (9,):
+        m = m.reshape(3, 3)
     if m.shape != (3, 3):
-        raise ValueError(f"homography must be 3x3, got shape {m.shape}")
+        raise ValueError(f"homography needs 9 numbers (3x3 row-major, thermal -> RGB pixels), got shape "
+                         f"{m.shape}")
     if not np.all(np.isfinite(m)):
         raise ValueError("homography has non-finite entries")
     if abs(np.linalg.det(m)) < 1e-12:

@@ -22,6 +22,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from .validation import check_thermal
+
 GainMode = Literal["percentile", "minmax", "fixed"]
 
 
@@ -64,13 +66,21 @@ class ThermalGain:
     def reset(self) -> None:
         self._limits = None
 
+    def snapshot(self) -> tuple[float, float] | None:
+        """The state that smoothing carries from frame to frame; :meth:`restore` puts it back, so that a frame
+        that fails after the gain ran (registration, a bad box) or a display-only conversion leaves no trace."""
+        return self._limits
+
+    def restore(self, state: tuple[float, float] | None) -> None:
+        self._limits = state
+
     @property
     def last_limits(self) -> tuple[float, float] | None:
         """Input values mapped to 0 and 255 in the last converted 16-bit/float frame."""
         return self._limits
 
     def __call__(self, thermal: np.ndarray) -> np.ndarray:
-        image = _single_channel(thermal)
+        image = _single_channel(check_thermal(thermal))
         if image.dtype == np.uint8:
             if thermal.ndim == 3 and thermal.shape[2] == 3:
                 return thermal
@@ -82,8 +92,6 @@ class ThermalGain:
         elif image.dtype in (np.float32, np.float64):
             lo, hi = self._update(self._limits_float(image))
             out = _ramp(image, lo, hi)
-        else:
-            raise TypeError(f"thermal image dtype must be uint8, uint16, float32 or float64, not {image.dtype}")
         return _to_3_channels(out)
 
     def _update(self, limits: tuple[float, float]) -> tuple[float, float]:
@@ -114,8 +122,8 @@ class ThermalGain:
         # minmax looks at every pixel: a subsample would miss the extremes
         sample = image if c.mode == "minmax" else image[::c.sample_stride, ::c.sample_stride]
         sample = sample[np.isfinite(sample)]
-        if sample.size == 0:
-            raise ValueError("thermal image has no finite value")
+        if sample.size == 0:   # the subsample missed the few finite pixels (check_thermal saw at least one)
+            sample = image[np.isfinite(image)]
         if c.mode == "minmax":
             return float(sample.min()), float(sample.max())
         lo, hi = np.percentile(sample, [c.low_percentile, c.high_percentile])
@@ -123,15 +131,9 @@ class ThermalGain:
 
 
 def _single_channel(thermal: np.ndarray) -> np.ndarray:
-    if not isinstance(thermal, np.ndarray):
-        raise TypeError(f"thermal image must be a numpy array, not {type(thermal).__name__}")
-    if thermal.ndim == 2:
-        return thermal
-    if thermal.ndim == 3 and thermal.shape[2] in (1, 3):
-        # 3-channel thermal is grey replicated (or a colour-mapped preview, whose first channel we use
-        # only for 16-bit/float; 8-bit 3-channel passes through untouched).
-        return thermal[:, :, 0]
-    raise ValueError(f"thermal image must be HxW, HxWx1 or HxWx3, got shape {thermal.shape}")
+    # 3-channel thermal is grey replicated (or a colour-mapped preview, whose first channel we use only for
+    # 16-bit/float; 8-bit 3-channel passes through untouched).
+    return thermal if thermal.ndim == 2 else thermal[:, :, 0]
 
 
 def _to_3_channels(grey: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from .geometry import clip_box, crop_geometry, hann2d, map_box_back, sample_targ
 from .registration import Registration, RegistrationConfig
 from .status import StatusConfig, StatusFilter, TrackStatus
 from .thermal import ThermalGain, ThermalGainConfig
-from .validation import TrackerInputError, TrackerNotInitializedError, check_box, check_rgb, check_thermal
+from .validation import TrackerNotInitializedError, check_box, check_rgb
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -177,12 +177,12 @@ class CKDTracker:
         t0 = time.perf_counter()
         rgb = check_rgb(rgb)
         box = check_box(box_xywh, rgb.shape[:2])
-        saved_gain = self._gain._limits
+        saved_gain = self._gain.snapshot()
         self._gain.reset()
         try:
             thermal8 = self._thermal_to_rgb_grid(thermal, rgb.shape[:2])
         except Exception:
-            self._gain._limits = saved_gain
+            self._gain.restore(saved_gain)
             raise
         geom = crop_geometry(box, self.config.template_factor, self.template_size)
         limit = self.config.exact_crop_limit
@@ -205,11 +205,11 @@ class CKDTracker:
                                              "frame and the target's box")
         t0 = time.perf_counter()
         rgb = check_rgb(rgb)
-        saved_gain = self._gain._limits
+        saved_gain = self._gain.snapshot()
         try:
             thermal8 = self._thermal_to_rgb_grid(thermal, rgb.shape[:2])
         except Exception:
-            self._gain._limits = saved_gain
+            self._gain.restore(saved_gain)
             raise
         H, W = rgb.shape[:2]
         cfg = self.config
@@ -251,16 +251,13 @@ class CKDTracker:
         """``thermal`` as the network would see it (gain control, registration onto the RGB grid, 8-bit), for
         display of frames the tracker did not process (while tracking, ``last_thermal`` is that view of the
         last tracked frame). Leaves the tracking state, including the gain's smoothing, untouched."""
-        saved = self._gain._limits
+        saved = self._gain.snapshot()
         try:
             return self._thermal_to_rgb_grid(thermal, rgb_hw)
         finally:
-            self._gain._limits = saved
+            self._gain.restore(saved)
 
     def _thermal_to_rgb_grid(self, thermal: np.ndarray, rgb_hw: tuple[int, int]) -> np.ndarray:
-        thermal = check_thermal(thermal)
-        if thermal.dtype in (np.float32, np.float64) and not np.isfinite(thermal).any():
-            raise TrackerInputError("thermal image has no finite value")
         return self._register(self._gain(thermal), rgb_hw)
 
     def _upload_normalised(self, patches: tuple[np.ndarray, np.ndarray], u8: torch.Tensor,

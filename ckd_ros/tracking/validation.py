@@ -30,6 +30,8 @@ def check_rgb(rgb: object) -> np.ndarray:
 
 
 def check_thermal(thermal: object) -> np.ndarray:
+    """A thermal frame the gain control can map: HxW / HxWx1 / HxWx3, uint8, uint16 or float with at least
+    one finite temperature."""
     if not isinstance(thermal, np.ndarray):
         raise TrackerInputError(f"thermal image must be a numpy array, not {type(thermal).__name__}")
     if not (thermal.ndim == 2 or (thermal.ndim == 3 and thermal.shape[2] in (1, 3))):
@@ -39,11 +41,18 @@ def check_thermal(thermal: object) -> np.ndarray:
     if thermal.dtype not in THERMAL_DTYPES:
         raise TrackerInputError(f"thermal image must be uint8, uint16 (raw counts) or float32/float64 "
                                 f"(temperatures), not {thermal.dtype}")
+    if thermal.dtype.kind == "f" and not np.isfinite(thermal).any():
+        raise TrackerInputError("thermal image has no finite value")
     return thermal
 
 
-def check_box(box: object, image_hw: tuple[int, int]) -> list[float]:
-    """x, y, w, h as Python floats: finite, positive size, overlapping the image."""
+MIN_BOX_SIDE = 1.0  # pixels: a smaller box holds no target, and its crop would be a few pixels of blur
+
+
+def check_box(box: object, image_hw: tuple[int, int] | None = None) -> list[float]:
+    """x, y, w, h (top-left corner, RGB pixels) as Python floats: 4 finite numbers, width and height of at
+    least one pixel, and, when the image size is known, at least one pixel of overlap with the image in
+    each direction. The one rule for boxes, used by the tracker and every front end that takes a box."""
     try:
         values = [float(v) for v in np.asarray(box, dtype=np.float64).reshape(-1)]
     except (TypeError, ValueError) as exc:
@@ -51,14 +60,27 @@ def check_box(box: object, image_hw: tuple[int, int]) -> list[float]:
     if len(values) != 4:
         raise TrackerInputError(f"box must be 4 numbers (x, y, w, h), got {len(values)}: {box!r}")
     if not all(math.isfinite(v) for v in values):
-        raise TrackerInputError(f"box has a NaN or infinite value: {values}")
+        raise TrackerInputError(f"box {values} has a NaN or infinite (non-finite) value")
     x, y, w, h = values
-    if w <= 0 or h <= 0:
-        raise TrackerInputError(f"box width and height must be positive, got w={w}, h={h}")
-    H, W = image_hw
-    if x >= W or y >= H or x + w <= 0 or y + h <= 0:
-        raise TrackerInputError(f"box {values} lies entirely outside the {W}x{H} image")
+    if w < MIN_BOX_SIDE or h < MIN_BOX_SIDE:
+        raise TrackerInputError(f"box width and height must be positive, at least {MIN_BOX_SIDE:g} pixel; "
+                                f"got w={w:g}, h={h:g}")
+    if image_hw is not None:
+        H, W = int(image_hw[0]), int(image_hw[1])
+        if min(x + w, W) - max(x, 0.0) < 1.0 or min(y + h, H) - max(y, 0.0) < 1.0:
+            raise TrackerInputError(f"box [x={x:g}, y={y:g}, w={w:g}, h={h:g}] lies outside the {W}x{H} RGB "
+                                    "image (x, y: top-left corner, RGB pixels)")
     return values
+
+
+def box_problem(box: object, image_hw: tuple[int, int] | None = None) -> str | None:
+    """:func:`check_box`'s verdict as a message (None: the box is fine), for front ends that report
+    instead of raising (service responses, parameter callbacks)."""
+    try:
+        check_box(box, image_hw)
+    except TrackerInputError as exc:
+        return str(exc)
+    return None
 
 
 def as_box_list(box: Sequence[float]) -> list[float]:

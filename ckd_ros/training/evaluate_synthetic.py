@@ -27,7 +27,7 @@ import torch
 
 from ckd_ros.data.synthetic import CONDITIONS, SyntheticConfig, generate_sequence
 from ckd_ros.model import load_checkpoint
-from ckd_ros.tracking import CKDTracker
+from ckd_ros.tracking import TrackerSpec, build_tracker
 
 from .config import parse_setting
 
@@ -85,7 +85,7 @@ def sequence_items(seeds: list[int], conditions: list[str]) -> list[tuple[str, i
 def score_sequences(models: dict[str, tuple[torch.nn.Module, str]], items: list[tuple[str, int]],
                     config: SyntheticConfig | None = None, device: str = "cpu", log=None) -> list[dict[str, float]]:
     """Success AUC of every model on each (condition, seed) sequence, in the order of `items`."""
-    trackers = {m: CKDTracker(net, device=device) for m, (net, _) in models.items()}
+    trackers = {m: build_tracker(TrackerSpec(device=device), net=net) for m, (net, _) in models.items()}
     scores = []
     for cond, seed in items:
         seq = generate_sequence(seed, cond, config=config)
