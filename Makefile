@@ -82,7 +82,7 @@ demo: $(STAMP)
 	$(RUN_ENV) $(PY) -m ckd_ros.demo --output demo_output $(DEMO_ARGS)
 
 bench: $(STAMP)
-	$(RUN_ENV) $(PY) -m ckd_ros.bench $(BENCH_ARGS)
+	$(RUN_ENV) $(PY) -m ckd_ros.model.bench $(BENCH_ARGS)
 
 bench-node: $(STAMP)
 	$(RUN_ENV) $(PY) benchmarks/node_latency.py $(BENCH_ARGS)

@@ -10,7 +10,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("ckd_ros.evaluation.cli", "eval_main", "run a tracker over a benchmark (resumable, shardable)"),
     "score": ("ckd_ros.evaluation.cli", "score_main", "score result folders with a benchmark's official rules"),
     "train": ("ckd_ros.training.cli", "main", "train CKD (coupled knowledge distillation)"),
-    "bench": ("ckd_ros.bench", "main", "benchmark the network forward"),
+    "bench": ("ckd_ros.model.bench", "main", "benchmark the network forward"),
 }
 
 

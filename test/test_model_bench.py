@@ -1,4 +1,4 @@
-"""`python -m ckd_ros.bench --short` runs end to end and prints a well-formed table (the CI smoke run)."""
+"""`python -m ckd_ros.model.bench --short` runs end to end and prints a well-formed table (the CI smoke run)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ckd_ros.bench import COLUMNS, format_table
+from ckd_ros.model.bench import COLUMNS, format_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def parse_table(text: str) -> list[dict[str, str]]:
 def test_short_benchmark_prints_latency_fps_memory_and_ratios_for_every_path(tmp_path):
     out_json = tmp_path / "bench.json"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "ckd_ros.bench", "--short", "--json", str(out_json)],
+    proc = subprocess.run([sys.executable, "-m", "ckd_ros.model.bench", "--short", "--json", str(out_json)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout
@@ -57,6 +57,6 @@ def test_benchmark_refuses_a_cuda_device_that_is_not_there():
 
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    proc = subprocess.run([sys.executable, "-m", "ckd_ros.bench", "--device", "cuda", "--short"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "ckd_ros.model.bench", "--device", "cuda", "--short"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "CUDA is not available" in proc.stderr

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ckd_ros.bench import seeded_inputs
+from ckd_ros.model.bench import seeded_inputs
 from ckd_ros.model import ModelConfig, ctr_point_mask, load_checkpoint, seeded_model
 from ckd_ros.model.fast import optimize
 from ckd_ros.model.flops import forward_flops

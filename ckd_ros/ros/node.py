@@ -19,11 +19,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
-from ckd_ros.msg import TargetState
 from ckd_ros.srv import Initialize
 from ckd_ros.tracking import PendingBoxError, TrackOutput, TrackSession, TrackStatus, box_problem, build_tracker
 from ckd_ros.tracking.factory import describe
@@ -32,21 +30,12 @@ from . import parameters as params
 from .diagnostics import NodeStatistics, build_diagnostic_array
 from .images import ImageConversionError, rgb_to_array, thermal_to_array
 from .inputs import THROTTLE_S, CameraInputs, InputSettings
-from .messages import build_debug_image, build_detections, build_target_state, compose_debug_image, vision_msgs_module
-from .pairs import ImagePair, InferenceWorker, LatestPairMailbox, PairHistory
+from .outputs import TrackPublishers
+from .pairs import ImagePair, InferenceWorker, LatestPairMailbox, PairHistory, stamp_ns
 
 DEFAULT_NODE_NAME = "ckd_tracker"
 # ~/initialize with a stamp newer than every held frame waits this long for that frame to arrive
 _INIT_FRAME_WAIT_S = 2.0
-
-
-def _stamp_ns(stamp: Any) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def _stamp_text(stamp_ns: int) -> str:
-    """Exact seconds.nanoseconds (a float loses the last digits of an epoch stamp)."""
-    return f"{stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d}"
 
 
 class TrackerNode(LifecycleNode):
@@ -65,9 +54,8 @@ class TrackerNode(LifecycleNode):
         self._history = PairHistory(int(self.get_parameter("init_history_size").value))
         self._camera_k: list[float] | None = None
         self._last_pair_ns: int | None = None
-        self._pub_target = self._pub_detections = self._pub_debug = None
+        self._outputs: TrackPublishers | None = None
         self._srv_init = self._srv_reset = None
-        self._vision_msgs = vision_msgs_module()
         self._service_group = MutuallyExclusiveCallbackGroup()
         self._pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(float(self.get_parameter("diagnostics_period").value),
@@ -95,16 +83,7 @@ class TrackerNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._session, self._device = TrackSession(tracker, self.get_name()), str(tracker.device)
         self.get_logger().info(f"model ready: {describe(tracker, spec)}")
-        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-        self._pub_target = self.create_lifecycle_publisher(TargetState, "~/target", reliable)
-        if self._vision_msgs is not None:
-            self._pub_detections = self.create_lifecycle_publisher(self._vision_msgs.Detection2DArray,
-                                                                   "~/detections", reliable)
-        else:
-            self.get_logger().warning("vision_msgs is not installed: ~/detections is not published "
-                                      "(~/target carries the same box)")
-        self._pub_debug = self.create_lifecycle_publisher(
-            Image, "~/debug_image", QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
+        self._outputs = TrackPublishers(self)
         self._srv_init = self.create_service(Initialize, "~/initialize", self._on_initialize,
                                              callback_group=self._service_group)
         self._srv_reset = self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._service_group)
@@ -170,10 +149,9 @@ class TrackerNode(LifecycleNode):
             self._worker = None
 
     def _release(self) -> None:
-        for pub in (self._pub_target, self._pub_detections, self._pub_debug):
-            if pub is not None:
-                self.destroy_lifecycle_publisher(pub)
-        self._pub_target = self._pub_detections = self._pub_debug = None
+        if self._outputs is not None:
+            self._outputs.destroy()
+            self._outputs = None
         for srv in (self._srv_init, self._srv_reset):
             if srv is not None:
                 self.destroy_service(srv)
@@ -189,7 +167,7 @@ class TrackerNode(LifecycleNode):
 
     def _on_pair(self, rgb: Image, thermal: Image) -> None:
         now = self.get_clock().now().nanoseconds
-        pair = ImagePair(rgb, thermal, _stamp_ns(rgb.header.stamp), now)
+        pair = ImagePair(rgb, thermal, stamp_ns(rgb.header.stamp), now)
         self._stats.pair_rate.tick(now)
         self._last_pair_ns = now
         self._history.add(pair)
@@ -231,28 +209,24 @@ class TrackerNode(LifecycleNode):
 
     def _publish(self, pair: ImagePair, rgb: np.ndarray, thermal: np.ndarray, output: TrackOutput,
                  session: TrackSession) -> None:
-        """Every output carries the RGB image's header."""
-        header = pair.rgb.header
-        if self._pub_target is not None:
-            self._pub_target.publish(build_target_state(header, output))
-        if self._pub_detections is not None:
-            self._pub_detections.publish(build_detections(self._vision_msgs, header, output,
-                                                          str(self.get_parameter("class_id").value)))
+        outputs = self._outputs
+        if outputs is None:
+            return
+        outputs.publish(pair.rgb.header, output, str(self.get_parameter("class_id").value))
         now = self.get_clock().now().nanoseconds
         self._stats.processed_rate.tick(now)
         self._stats.output_latency.add((now - pair.stamp_ns) * 1e-9)
-        if self._pub_debug is not None and self._pub_debug.get_subscription_count() > 0:
-            try:   # the tracker's own view of the thermal frame: no second gain control or registration here
-                thermal8 = session.thermal_view(thermal, rgb.shape[:2], tracked=output.result is not None)
-            except Exception:  # noqa: BLE001 - the debug view must never cost a result
-                thermal8 = np.zeros_like(rgb)
-            canvas = compose_debug_image(rgb, thermal8, output, int(self.get_parameter("debug_image_max_height").value))
-            self._pub_debug.publish(build_debug_image(header, canvas))
+        outputs.publish_debug(pair.rgb.header, rgb, thermal, output, session,
+                              int(self.get_parameter("debug_image_max_height").value))
 
     # ------------------------------------------------------------------------------------------ services
     def _on_initialize(self, request: Any, response: Any) -> Any:
         box = [request.x, request.y, request.width, request.height]
-        pair, problem = self._frame_for(_stamp_ns(request.header.stamp), box)
+        pair, problem = None, box_problem(box)
+        if problem is None:
+            pair, problem = self._history.lookup(stamp_ns(request.header.stamp), _INIT_FRAME_WAIT_S)
+        if problem is None:
+            problem = box_problem(box, (int(pair.rgb.height), int(pair.rgb.width)))
         session = self._session
         if problem is None and session is None:
             problem = "the node is not configured"
@@ -270,27 +244,6 @@ class TrackerNode(LifecycleNode):
             self.get_logger().warning(f"~/initialize refused: {problem}")
         return response
 
-    def _frame_for(self, stamp: int, box: list[float]) -> tuple[ImagePair | None, str | None]:
-        """The held pair a ~/initialize request refers to (zero stamp: the newest), or why there is none."""
-        problem = box_problem(box)
-        if problem:
-            return None, problem
-        if stamp == 0:
-            pair = self._history.newest()
-            if pair is None:
-                return None, ("no synchronised RGB + thermal pair received yet (is the node active and are "
-                              "both cameras publishing?)")
-        else:
-            pair = self._history.wait_for(stamp, _INIT_FRAME_WAIT_S)
-            if pair is None:
-                span = self._history.span()
-                held = f"frames held: {_stamp_text(span[0])} .. {_stamp_text(span[1])}" if span else "no frames held"
-                return None, (f"no frame with stamp {_stamp_text(stamp)} in the recent history ({held}, waited "
-                              f"{_INIT_FRAME_WAIT_S:g} s for it); was the frame lost in transport (large images "
-                              "need the shared-memory profile, see config/tracker.yaml)? "
-                              "Send a zero stamp for the newest frame")
-        return pair, box_problem(box, (int(pair.rgb.height), int(pair.rgb.width)))
-
     def _on_reset(self, request: Any, response: Any) -> Any:
         session = self._session
         if session is None:
@@ -305,14 +258,7 @@ class TrackerNode(LifecycleNode):
     # ------------------------------------------------------------------------------------------ parameters
     def _on_set_parameters(self, changes: list[Any]) -> SetParametersResult:
         values = params.read_parameters(self)
-        for change in changes:
-            problem = params.stage_error(change.name, self._lifecycle) or params.validate_value(change.name,
-                                                                                                 change.value)
-            if problem:
-                return SetParametersResult(successful=False, reason=problem)
-            values[change.name] = list(change.value) if isinstance(change.value, (list, tuple)) or (
-                hasattr(change.value, "tolist")) else change.value
-        problem = params.validate_together(values)
+        problem = params.review_changes(values, changes, self._lifecycle)
         if problem:
             return SetParametersResult(successful=False, reason=problem)
         if any(change.name == "initial_box" for change in changes):

@@ -15,6 +15,16 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 
+def stamp_ns(stamp: Any) -> int:
+    """A builtin_interfaces/Time as integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def stamp_text(stamp_ns: int) -> str:
+    """Exact seconds.nanoseconds (a float loses the last digits of an epoch stamp)."""
+    return f"{stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d}"
+
+
 @dataclass(frozen=True)
 class ImagePair:
     rgb: Any                      # sensor_msgs/Image
@@ -114,6 +124,23 @@ class PairHistory:
         """(oldest, newest) stamps held, for error messages."""
         with self._lock:
             return (self._pairs[0].stamp_ns, self._pairs[-1].stamp_ns) if self._pairs else None
+
+    def lookup(self, stamp_ns: int, wait_s: float) -> tuple[ImagePair | None, str | None]:
+        """The pair an initialisation request refers to (zero stamp: the newest), or why there is none."""
+        if stamp_ns == 0:
+            pair = self.newest()
+            if pair is None:
+                return None, ("no synchronised RGB + thermal pair received yet (is the node active and are "
+                              "both cameras publishing?)")
+            return pair, None
+        pair = self.wait_for(stamp_ns, wait_s)
+        if pair is not None:
+            return pair, None
+        span = self.span()
+        held = f"frames held: {stamp_text(span[0])} .. {stamp_text(span[1])}" if span else "no frames held"
+        return None, (f"no frame with stamp {stamp_text(stamp_ns)} in the recent history ({held}, waited "
+                      f"{wait_s:g} s for it); was the frame lost in transport (large images need the "
+                      "shared-memory profile, see config/tracker.yaml)? Send a zero stamp for the newest frame")
 
     def clear(self) -> None:
         with self._lock:

@@ -206,6 +206,18 @@ def stage_error(name: str, lifecycle_state: str) -> str | None:
     return None
 
 
+def review_changes(values: dict[str, Any], changes: list[Any], lifecycle_state: str) -> str | None:
+    """Why a set of parameter changes (``rclpy.Parameter``s) must be refused, or None; ``values`` (the
+    current ones) is updated in place with the accepted changes so that callers can act on them."""
+    for change in changes:
+        problem = stage_error(change.name, lifecycle_state) or validate_value(change.name, change.value)
+        if problem:
+            return problem
+        value = change.value
+        values[change.name] = list(value) if isinstance(value, (list, tuple)) or hasattr(value, "tolist") else value
+    return validate_together(values)
+
+
 def declare_parameters(node: Any) -> None:
     """Declare every parameter on ``node`` with a descriptor (type, description, range, read-only)."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType

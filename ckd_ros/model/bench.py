@@ -1,4 +1,4 @@
-"""Benchmark of the CKD network forward (batch 1): ``python -m ckd_ros.bench`` / ``ckd bench``.
+"""Benchmark of the CKD network forward (batch 1): ``python -m ckd_ros.model.bench`` / ``ckd bench``.
 
 Measures, in one run: the fp32 2048x2048 matmul rate of this machine, then the paper network (ViT-B/16,
 weights regenerated from the reference seed, no file needed) with candidate elimination off and with MCE,
