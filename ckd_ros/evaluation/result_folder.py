@@ -50,8 +50,8 @@ class ResultFolder:
 def guess_prefix(folder: Path, names: list[str], hints: tuple[str, ...] = ()) -> str:
     """The file-name prefix that matches the most sequences' names in ``folder`` ("" for ``<seq>.txt``).
 
-    Between prefixes that match as many sequences, no prefix wins, then one that holds a hint (the
-    tracker's folder name, the benchmark's name), then the longer one.
+    Between prefixes that match as many sequences, no prefix wins, then the one that holds more hints
+    (the tracker's folder name, the benchmark's name), then the longer one.
     """
     counts: dict[str, int] = {}
     for p in folder.glob("*.txt"):
@@ -64,7 +64,7 @@ def guess_prefix(folder: Path, names: list[str], hints: tuple[str, ...] = ()) ->
     if not counts:
         return ""
     low = [h.lower() for h in hints if h]
-    return max(counts, key=lambda c: (counts[c], c == "", any(h in c.lower() for h in low), len(c)))
+    return max(counts, key=lambda c: (counts[c], c == "", sum(h in c.lower() for h in low), len(c)))
 
 
 def locate_results(folder: str | Path, names: list[str], prefix: str | None = None,
