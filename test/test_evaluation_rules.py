@@ -185,16 +185,25 @@ def test_vtuav_scores_only_every_tenth_frame():
     assert s.frames == 3 and s.precision == 1.0 and s.success == pytest.approx(ALL_BUT_LAST)
     pred[10] = [500, 500, 5, 5]
     assert score_sequence(VTUAV, t, pred).precision == pytest.approx(2 / 3)
+    # a result that stops before frame 20 is scored on frames 0 and 10; strict refuses it
+    short = score_sequence(VTUAV, t, pred[:20])
+    assert (short.frames, short.annotated, short.boxes) == (2, 3, 20) and short.precision == 0.5
     with pytest.raises(ValueError, match="frames up to 20"):
-        score_sequence(VTUAV, t, pred[:20])
+        score_sequence(VTUAV, t, pred[:20], strict=True)
 
 
-def test_results_longer_than_the_ground_truth_are_cut_and_shorter_ones_refused():
-    t = truth("s", [[10, 10, 10, 10]] * 2)
-    longer = np.array([[10, 10, 10, 10]] * 2 + [[900, 900, 1, 1]] * 3, dtype=float)
-    assert score_sequence(LASHER, t, longer).frames == 2
-    with pytest.raises(ValueError, match="result has 1 boxes"):
-        score_sequence(LASHER, t, longer[:1])
+def test_results_longer_than_the_ground_truth_are_cut_and_shorter_ones_scored_on_their_frames():
+    t = truth("s", [[10, 10, 10, 10]] * 3)
+    longer = np.array([[10, 10, 10, 10]] * 3 + [[900, 900, 1, 1]] * 3, dtype=float)
+    assert score_sequence(LASHER, t, longer).frames == 3
+    lost = np.array([[10, 10, 10, 10], [900, 900, 10, 10]], dtype=float)
+    for rules in (LASHER, RGBT234, RGBT210, GTOT, VTUAV.replace(annotation_stride=1)):
+        s = score_sequence(rules, t, lost)
+        # the frame the result lacks is neither a success nor a failure: one of two frames is lost
+        assert (s.frames, s.annotated, s.boxes) == (2, 3, 2), rules.name
+        assert s.precision == 0.5, rules.name
+    with pytest.raises(ValueError, match="result has 2 boxes"):
+        score_sequence(LASHER, t, lost, strict=True)
 
 
 def test_gtot_pools_frames_uses_5px_strictly_and_the_trapezoid_area():

@@ -158,6 +158,12 @@ class SequenceTruth:
         if len(self.frames) != len(self.visible):
             raise ValueError(f"sequence {self.name}: {len(self.frames)} frame indices for {len(self.visible)} boxes")
 
+    def head(self, n: int) -> "SequenceTruth":
+        """The first ``n`` annotations (what a result that stops early can be scored on)."""
+        if not 1 <= n <= len(self.frames):
+            raise ValueError(f"sequence {self.name}: cannot keep {n} of {len(self.frames)} annotations")
+        return SequenceTruth(self.name, self.visible[:n], self.infrared[:n], self.frames[:n])
+
 
 @dataclass
 class Benchmark:

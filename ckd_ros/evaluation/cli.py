@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from .benchmarks import RULES, load_benchmark, read_name_list
@@ -26,6 +27,12 @@ def _score_parser() -> argparse.ArgumentParser:
     p.add_argument("--names", nargs="+", default=None, help="tracker names (default: the folders' names)")
     p.add_argument("--sequences", type=Path, default=None, help="file listing the sequences to score (one a line)")
     p.add_argument("--prefix", default=None, help="result file prefix (default: guessed, e.g. 'APFNet_')")
+    p.add_argument("--format", default="auto", choices=("auto", "xywh", "x1y1x2y2", "polygon"),
+                   help="boxes in the result files (default auto: 8 values are polygons; 4 are x y w h unless "
+                        "x1 y1 x2 y2 fits the ground truth better)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse results shorter than the ground truth and unreadable files (for one's own runs) "
+                        "instead of scoring the frames both have and leaving unreadable files out with a warning")
     p.add_argument("-o", "--out", type=Path, default=None, help="write tables and plots to this folder")
     p.add_argument("--no-plots", action="store_true", help="tables only")
     p.add_argument("--attributes", action="store_true", help="also print the per-attribute table")
@@ -35,7 +42,7 @@ def _score_parser() -> argparse.ArgumentParser:
 def score_main(argv: list[str] | None = None) -> int:
     args = _score_parser().parse_args(argv)
     from .report import attribute_table, format_text, summary_table, write_report
-    from .scoring import score_folder
+    from .scoring import ResultWarning, score_folder
 
     if args.names is not None and len(args.names) != len(args.results):
         print(f"ckd score: {len(args.names)} names for {len(args.results)} result folders", file=sys.stderr)
@@ -46,12 +53,21 @@ def score_main(argv: list[str] | None = None) -> int:
         names = args.names or [p.resolve().name for p in args.results]
         if len(set(names)) != len(names):
             raise ValueError(f"tracker names must differ, got {names}; pass --names")
-        scores = [score_folder(folder, bench, name, args.prefix) for folder, name in zip(args.results, names)]
+        with warnings.catch_warnings():
+            # the notes are printed below, once, beside the table they qualify
+            warnings.simplefilter("ignore", ResultWarning)
+            scores = [score_folder(folder, bench, name, args.prefix, args.format, args.strict)
+                      for folder, name in zip(args.results, names)]
     except (FileNotFoundError, ValueError) as e:
         print(f"ckd score: {e}", file=sys.stderr)
         return 1
+    for s in scores:
+        for note in s.notes:
+            print(f"ckd score: warning: {note}", file=sys.stderr)
     header, rows = summary_table(scores)
     print(f"{bench.name}: {len(bench.sequences)} sequences (ground truth: {bench.source})")
+    for s in scores:
+        print(f"{s.tracker}: {s.source}")
     print(format_text(header, rows))
     if args.attributes:
         ah, ar = attribute_table(scores)
@@ -112,8 +128,9 @@ def eval_main(argv: list[str] | None = None) -> int:
             print("ckd eval: --score skipped: --max-frames leaves results shorter than the ground truth",
                   file=sys.stderr)
             return 0
+        # our own complete run: anything short or unreadable is a bug to see, not to score around
         score_args = [str(args.out), "-b", args.benchmark, "--gt", str(args.root), "-o", str(args.out / "scores"),
-                      "--names", args.tracker_name]
+                      "--names", args.tracker_name, "--strict"]
         if args.sequences:
             score_args += ["--sequences", str(args.sequences)]
         return score_main(score_args)

