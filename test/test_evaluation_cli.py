@@ -11,7 +11,7 @@ import pytest
 
 from ckd_ros.evaluation.benchmarks import get_rules, load_benchmark
 from ckd_ros.evaluation.cli import eval_main, score_main
-from ckd_ros.evaluation.results import read_box_file
+from ckd_ros.data.box_files import read_box_file
 from ckd_ros.evaluation.runner import EvalConfig, benchmark_sequences, parse_shard, run_benchmark, shard_sequences
 
 REPO = Path(__file__).resolve().parents[1]

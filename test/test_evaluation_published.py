@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ckd_ros.evaluation.benchmarks import load_benchmark
-from ckd_ros.evaluation.results import write_boxes
+from ckd_ros.data.box_files import write_boxes
 from ckd_ros.evaluation.metrics import success_curve
 from ckd_ros.evaluation.scoring import ResultWarning, load_results, prepare_predictions, score_folder
 

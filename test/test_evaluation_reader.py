@@ -11,7 +11,7 @@ from ckd_ros.evaluation.benchmarks import GTOT, LASHER, RGBT234, Benchmark, Sequ
 from ckd_ros.evaluation.cli import score_main
 from ckd_ros.evaluation.report import summary_table
 from ckd_ros.evaluation.result_folder import guess_prefix, read_result_folder
-from ckd_ros.evaluation.results import CORNERS, LTRB, LTWH, parse_box_file, read_box_file, read_boxes
+from ckd_ros.data.box_files import CORNERS, LTRB, LTWH, parse_box_file, read_box_file, read_boxes
 from ckd_ros.evaluation.scoring import ResultWarning, score_folder
 
 GT = [[10, 20, 30, 40], [12, 20, 30, 40], [14, 21, 30, 40], [16, 22, 30, 40]]

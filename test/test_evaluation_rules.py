@@ -8,9 +8,9 @@ import pytest
 
 from ckd_ros.evaluation.benchmarks import (GTOT, GTOT_PAPER, LASHER, RGBT210, RGBT234, VTUAV, Benchmark,
                                            SequenceTruth, get_rules, load_benchmark)
-from ckd_ros.evaluation.metrics import (centre_error, matlab_colon, matlab_round, normalised_centre_error,
+from ckd_ros.evaluation.metrics import (centre_error, matlab_colon, normalised_centre_error,
                                         overlap, precision_curve, success_curve)
-from ckd_ros.evaluation.results import CORNERS, read_box_file, read_boxes, write_boxes
+from ckd_ros.data.box_files import CORNERS, matlab_round, read_box_file, read_boxes, write_boxes
 from ckd_ros.evaluation.scoring import combine, prepare_predictions, score_sequence, score_tracker
 
 ALL_BUT_LAST = 20 / 21  # an overlap of 1 passes the 20 thresholds below 1.0 of 0:0.05:1, not 1.0 itself

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from ckd_ros.tracking import CKDTracker, TrackerConfig, hann2d, sample_target, write_boxes
+from ckd_ros.data.box_files import write_reference_boxes
+from ckd_ros.tracking import CKDTracker, TrackerConfig, hann2d, sample_target
 
 SMALL = dict(embed_dim=64, depth=4, num_heads=4, head_channels=32)
 
@@ -144,7 +145,7 @@ def test_scores_are_the_peaks_of_the_windowed_response(reference_dir, runs, run,
 @pytest.mark.parametrize("run, path", [("main", "tracker_boxes_written.txt"),
                                        ("sizebias", "tracker_sizebias/tracker_boxes_sizebias_written.txt")])
 def test_result_file_in_reference_format_equals_the_reference_writer(reference_dir, runs, tmp_path, run, path):
-    out = write_boxes(tmp_path / "seq.txt", runs[run][0], fmt="reference")
+    out = write_reference_boxes(tmp_path / "seq.txt", runs[run][0])
     assert out.read_text() == (reference_dir / path).read_text()
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import CENTRE_HALF_WIDTH, CENTRE_INCLUSIVE, matlab_colon
-from .results import CORNERS, LTRB, LTWH, read_boxes
+from ckd_ros.data.box_files import CORNERS, LTRB, LTWH, read_boxes
 
 
 def _steps(start: float, step: float, stop: float) -> tuple[float, ...]:

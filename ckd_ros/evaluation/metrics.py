@@ -110,12 +110,6 @@ def matlab_colon(start: float, step: float, stop: float) -> np.ndarray:
     return out
 
 
-def matlab_round(values: np.ndarray) -> np.ndarray:
-    """Round half away from zero, as MATLAB's ``round`` does (numpy rounds half to even)."""
-    v = np.asarray(values, dtype=np.float64)
-    return np.sign(v) * np.floor(np.abs(v) + 0.5)
-
-
 def curve_mean(curve: np.ndarray) -> float:
     """Area under a success curve as the plain mean over its thresholds (OTB / LasHeR / RGBT234)."""
     return float(np.mean(curve))

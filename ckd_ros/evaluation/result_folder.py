@@ -9,7 +9,7 @@ import numpy as np
 
 from .benchmarks import Benchmark, SequenceTruth
 from .metrics import overlap
-from .results import CORNERS, FORMATS, LAYOUT_NAMES, LTRB, LTWH, BoxText, boxes_from_values, parse_box_file
+from ckd_ros.data.box_files import CORNERS, FORMATS, LAYOUT_NAMES, LTRB, LTWH, BoxText, boxes_from_values, parse_box_file
 
 # Characters that end a file-name prefix: `APFNet_seq.txt`, `mfDiMP_LasHeR_test_seq.txt`, `T-seq.txt`.
 _PREFIX_ENDS = "_-"

@@ -16,7 +16,7 @@ import numpy as np
 from ckd_ros.data import Sequence, SequenceFormatError, detect_layout, list_sequences, open_sequence
 
 from .benchmarks import BenchmarkRules, SequenceTruth, get_rules, load_benchmark
-from .results import format_boxes, read_box_file, write_text_atomic
+from ckd_ros.data.box_files import format_boxes, read_box_file, write_text_atomic
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """CKD tracking runtime: crops, decoding, thermal gain, registration, status; no ROS."""
 from .geometry import CropGeometry, clip_box, crop_geometry, hann2d, map_box_back, sample_target
 from .registration import Registration, RegistrationConfig, RegistrationError, load_homography
-from .results import read_boxes, write_boxes, write_times
 from .status import StatusConfig, StatusFilter, TrackStatus
 from .thermal import ThermalGain, ThermalGainConfig, to_uint8_thermal
 from .tracker import CKDTracker, LostSearchConfig, StepTiming, TrackerConfig, TrackResult
@@ -17,5 +16,4 @@ __all__ = [
     "TrackerSpec", "CandidateElimination", "build_tracker",
     "TrackSession", "TrackOutput", "PendingBoxError", "VelocityEstimator", "camera_bearing",
     "CropGeometry", "crop_geometry", "sample_target", "hann2d", "map_box_back", "clip_box",
-    "read_boxes", "write_boxes", "write_times",
 ]

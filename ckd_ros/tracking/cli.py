@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
 
     from .overlay import OverlayWriter, draw_overlay
     from .status import TrackStatus
-    from .results import write_boxes, write_times
+    from ckd_ros.data.box_files import LTWH, write_boxes, write_reference_boxes, write_times
     from .factory import build_tracker
     from .sequence_run import track_frames
 
@@ -142,7 +142,12 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
         bar.close()
         if writer is not None:
             writer.close()
-    files = {"boxes": write_boxes(out_dir / f"{name}.txt", result.boxes, args.result_format),
+    boxes_path = out_dir / f"{name}.txt"
+    if args.result_format == "reference":
+        write_reference_boxes(boxes_path, result.boxes)
+    else:
+        write_boxes(boxes_path, result.boxes, LTWH, "\t")
+    files = {"boxes": boxes_path,
              "times": write_times(out_dir / f"{name}_time.txt", result.times)}
     scores = out_dir / f"{name}_scores.txt"
     scores.write_text("# frame,score,status\n" + "".join(

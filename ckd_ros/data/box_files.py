@@ -1,4 +1,4 @@
-"""Reading and writing per-sequence box files (tracker results and ground truth).
+"""Reading and writing per-sequence box files (tracker results and ground truth): the one module for them.
 
 Published result files are written by many different scripts, so the reader accepts what they are
 seen to contain: comma, space, tab or mixed separators, Windows or Unix line ends, a header or
@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import matlab_round
 
 _SEPARATORS = re.compile(r"[,;\s]+")
 
@@ -212,3 +211,25 @@ def _fmt(v: float, decimals: int) -> str:
 def _check_width(v: np.ndarray, width: int, layout: str) -> None:
     if v.ndim != 2 or v.shape[1] != width:
         raise ValueError(f"layout {layout!r} needs {width} values per box; got shape {v.shape}")
+
+
+def matlab_round(values: np.ndarray) -> np.ndarray:
+    """Round half away from zero, as MATLAB's ``round`` does (numpy rounds half to even)."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.sign(v) * np.floor(np.abs(v) + 0.5)
+
+
+def write_reference_boxes(path: str | Path, boxes: np.ndarray) -> Path:
+    """The official CKD / pytracking writer: ``np.array(boxes).astype(int)`` (truncation toward zero), tab
+    separated, one ``x y w h`` line per frame, the first line the initial box. What the toolkits read."""
+    arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    path = Path(path)
+    write_text_atomic(path, "".join("\t".join(str(v) for v in row) + "\n" for row in arr.astype(int)))
+    return path
+
+
+def write_times(path: str | Path, seconds: np.ndarray) -> Path:
+    """Per-frame processing time in seconds, one per line (pytracking's ``<seq>_time.txt``)."""
+    path = Path(path)
+    write_text_atomic(path, "".join(f"{float(v):f}\n" for v in np.asarray(seconds, dtype=np.float64).ravel()))
+    return path
