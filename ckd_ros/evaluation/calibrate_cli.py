@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hold the false-TRACKING target in every condition / folder, not over all frames")
     p.add_argument("--output", help="calibration file to write (default: beside the checkpoint)")
     p.add_argument("--report", action="store_true", help="measure before / after instead of fitting")
-    p.add_argument("--calibration", default="",
-                   help="with --report: the calibration to measure (default: the checkpoint's own)")
+    p.add_argument("--calibration", action="append", default=[],
+                   help="with --report: a calibration to measure (repeatable; default: the checkpoint's own)")
     p.add_argument("--json", help="also write the numbers here")
     p.add_argument("--threads", type=int, help="torch threads")
     p.add_argument("--quiet", action="store_true")
@@ -139,23 +139,25 @@ def fit(args: argparse.Namespace, log) -> Path:
 
 
 def report(args: argparse.Namespace, log) -> dict:
-    spec = TrackerSpec(checkpoint=args.checkpoint or None, calibration=args.calibration or None)
-    path = spec.calibration_path()
-    if path is None:
-        raise ValueError(f"no calibration for {spec.checkpoint_path}: give --calibration FILE or run `ckd calibrate`")
-    calibration = load_for_checkpoint(path, spec.checkpoint_path)
+    variants = {"before (raw peak 0.25 / 0.35)": StatusConfig()}
+    for given in args.calibration or [""]:
+        spec = TrackerSpec(checkpoint=args.checkpoint or None, calibration=given or None)
+        path = spec.calibration_path()
+        if path is None:
+            raise ValueError(f"no calibration for {spec.checkpoint_path}: give --calibration FILE or run "
+                             "`ckd calibrate`")
+        variants[f"after ({path.name})"] = load_for_checkpoint(path, spec.checkpoint_path).status
     seeds = args.seeds or _seeds("100000:100032")
     sequences = collect(args, seeds, log)
-    rows = {"before (raw peak 0.25 / 0.35)": score_status(sequences, StatusConfig()),
-            f"after ({path.name})": score_status(sequences, calibration.status)}
+    rows = {key: score_status(sequences, status) for key, status in variants.items()}
     groups = [c for c in args.conditions.split(",") if c] + (["all"] if args.conditions else [])
     synthetic = [s for s in sequences if s.group in groups]
     if synthetic:   # 'all' covers the synthetic sequences only; folders are rows of their own
-        for key, status in zip(rows, (StatusConfig(), calibration.status)):
+        for key, status in variants.items():
             rows[key]["all"] = score_status(synthetic, status)["all"]
     groups += [s.group for s in sequences if s.group not in groups]
     print(format_scores(rows, groups))
-    return {"calibration": str(path), "seeds": f"{seeds[0]}..{seeds[-1]} ({len(seeds)})",
+    return {"calibrations": list(variants)[1:], "seeds": f"{seeds[0]}..{seeds[-1]} ({len(seeds)})",
             "rows": {k: {g: v.as_dict() for g, v in r.items()} for k, r in rows.items()}}
 
 

@@ -137,8 +137,9 @@ class ConfidenceHead:
         return float(1.0 / (1.0 + math.exp(-float(np.clip(self.logit(features), -50, 50)))))
 
     def as_dict(self) -> dict:
-        return {"features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
-                "weights": list(self.weights), "bias": float(self.bias)}
+        return {"features": list(self.features), "mean": [float(v) for v in self.mean],
+                "scale": [float(v) for v in self.scale], "weights": [float(v) for v in self.weights],
+                "bias": float(self.bias)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ConfidenceHead":
