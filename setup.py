@@ -9,7 +9,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["ckd_ros", "ckd_ros.*"]),
-    package_data={"ckd_ros": ["weights/*.pth.tar", "weights/*.json", "ros/*.xml"]},
+    package_data={"ckd_ros": ["weights/*.pth.tar", "weights/*.json", "weights/*.status.yaml", "ros/*.xml"]},
     data_files=[
         ("share/ckd_ros", ["package.xml"]),
         ("share/ckd_ros/launch", ["launch/tracker.launch.py"]),

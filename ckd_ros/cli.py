@@ -8,6 +8,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "track": ("ckd_ros.tracking.cli", "main", "track a sequence folder or a pair of videos"),
     "eval": ("ckd_ros.evaluation.cli", "eval_main", "run a tracker over a benchmark (resumable, shardable)"),
+    "calibrate": ("ckd_ros.evaluation.calibrate_cli", "main", "fit or measure (--report) the TRACKING / LOST status"),
     "score": ("ckd_ros.evaluation.cli", "score_main", "score result folders with a benchmark's official rules"),
     "train": ("ckd_ros.training.cli", "main", "train CKD (coupled knowledge distillation)"),
     "bench": ("ckd_ros.model.bench", "main", "benchmark the network forward"),
@@ -16,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 def _usage() -> str:
     lines = ["usage: ckd <command> [options]", "", "commands:"]
-    lines += [f"  {name:<7} {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += [f"  {name:<9} {help_}" for name, (_, _, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
 

@@ -95,8 +95,13 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "configure", validator=_ce_layers),
     ParameterSpec("candidate_elimination.keep_ratio", 0.7, "share of search tokens kept at each elimination layer",
                   "configure", range=(0.05, 1.0)),
-    ParameterSpec("status.lost_threshold", 0.25, "TRACKING -> LOST when the windowed peak stays below this",
-                  "configure", range=(0.0, 1.0)),
+    ParameterSpec("status.calibration", "",
+                  "status calibration YAML from `ckd calibrate`; empty = the checkpoint's own <name>.status.yaml "
+                  "when present (the embedded model ships with one), none = raw peak with the thresholds below. "
+                  "A calibration replaces the four status.* values below",
+                  "configure"),
+    ParameterSpec("status.lost_threshold", 0.25, "without a calibration: TRACKING -> LOST when the windowed peak "
+                  "stays below this", "configure", range=(0.0, 1.0)),
     ParameterSpec("status.recover_threshold", 0.35, "LOST -> TRACKING when the peak stays at or above this",
                   "configure", range=(0.0, 1.0)),
     ParameterSpec("status.lost_patience", 3, "frames below lost_threshold before LOST", "configure", range=(1, 1000)),
@@ -270,6 +275,7 @@ def tracker_spec(values: dict[str, Any]) -> TrackerSpec:
     homography = values["thermal.homography"]
     return TrackerSpec(
         checkpoint=values["checkpoint"] or None,
+        calibration=values["status.calibration"] or None,
         device=values["device"],
         precision=values["precision"],
         candidate_elimination=CandidateElimination(

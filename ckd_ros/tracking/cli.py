@@ -4,7 +4,7 @@ Writes into ``--output`` (default ``results/track``):
   ``<name>.txt``         per-frame boxes in the benchmark result format (first line = initial box;
                          ``--result-format reference`` = the official writer's truncated integers, tab separated)
   ``<name>_time.txt``    seconds per frame (tracker call only, image reading excluded)
-  ``<name>_scores.txt``  frame, windowed peak score, status
+  ``<name>_scores.txt``  frame, windowed peak score, status confidence, status
   ``<name>_overlay.mp4`` (or ``<name>_overlay/`` PNGs) RGB | thermal with the box on both
 """
 from __future__ import annotations
@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--homography", help="3x3 thermal->RGB homography file (.txt, .npy, .yaml)")
     p.add_argument("--on-size-mismatch", choices=["error", "resize"], default="error",
                    help="what to do when thermal and RGB sizes differ and no homography is given")
+    p.add_argument("--calibration", default="",
+                   help="status calibration YAML (`ckd calibrate`); default: the checkpoint's own <name>.status.yaml "
+                        "when present (the embedded model ships one); 'none': the uncalibrated raw-peak thresholds")
     p.add_argument("--lost-search", action="store_true", help="search a wider region while the target is lost")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -103,7 +106,8 @@ def tracker_spec(args: argparse.Namespace):
                                         on_size_mismatch=args.on_size_mismatch),
         lost_search=LostSearchConfig(enabled=args.lost_search))
     return TrackerSpec(checkpoint=args.checkpoint or None, device=args.device, precision=args.precision,
-                       num_heads=args.num_heads, candidate_elimination=elimination, tracker=config)
+                       num_heads=args.num_heads, candidate_elimination=elimination, tracker=config,
+                       calibration=args.calibration or None)
 
 
 def run(args: argparse.Namespace) -> dict[str, Path]:
@@ -119,7 +123,11 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
     init_box = args.init_box if args.init_box is not None else sequence.init_box
     if init_box is None:
         raise ValueError(f"{sequence.name}: no ground truth to initialise from; give --init-box x,y,w,h")
-    tracker = build_tracker(tracker_spec(args))
+    spec = tracker_spec(args)
+    tracker = build_tracker(spec)
+    if not args.quiet:
+        from .factory import describe
+        print(f"ckd track: {describe(tracker, spec)}", file=sys.stderr)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = args.name or sequence.name
@@ -150,8 +158,9 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
     files = {"boxes": boxes_path,
              "times": write_times(out_dir / f"{name}_time.txt", result.times)}
     scores = out_dir / f"{name}_scores.txt"
-    scores.write_text("# frame,score,status\n" + "".join(
-        f"{i},{s:.6f},{st.value}\n" for i, (s, st) in enumerate(zip(result.scores, result.statuses))))
+    scores.write_text("# frame,score,confidence,status\n" + "".join(
+        f"{i},{s:.6f},{c:.6f},{st.value}\n"
+        for i, (s, c, st) in enumerate(zip(result.scores, result.confidences, result.statuses))))
     files["scores"] = scores
     if writer is not None:
         files["overlay"] = writer.output

@@ -2,7 +2,8 @@
 
 The node, ``ckd track``, ``ckd eval``, the benchmarks and the demo describe what they want as a
 :class:`TrackerSpec` and call :func:`build_tracker`; checkpoint loading, device and precision rules,
-candidate elimination and the tracker's configuration are applied here and nowhere else.
+candidate elimination, the status calibration and the tracker's configuration are applied here and
+nowhere else.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 from ckd_ros.model import (CKDNet, check_precision, default_checkpoint_path, load_checkpoint, optimize,
                            resolve_device)
 
+from .calibration import load_calibration, load_for_checkpoint, resolve_calibration
 from .tracker import CKDTracker, TrackerConfig
 
 CEMode = Literal["checkpoint", "off", "on"]
@@ -61,6 +63,10 @@ class TrackerSpec:
     num_heads: int | None = None             # for checkpoints without an embedded config and non-64-wide heads
     candidate_elimination: CandidateElimination = field(default_factory=CandidateElimination)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    # status calibration (ckd_ros.tracking.calibration): None or "" = the checkpoint's own
+    # <name>.status.yaml when there is one (the embedded model ships with its own), "none" = the raw peak
+    # with tracker.status' thresholds, else a file. A loaded calibration replaces tracker.status.
+    calibration: str | Path | None = None
     # one initialise + track on a blank frame, so that the first real frame pays for no lazy set-up
     warm_up: bool = False
 
@@ -72,6 +78,13 @@ class TrackerSpec:
     def checkpoint_path(self) -> Path:
         return Path(self.checkpoint) if self.checkpoint else default_checkpoint_path()
 
+    def calibration_path(self, given_net: bool = False) -> Path | None:
+        """The calibration file this spec selects. With a network given instead of the checkpoint, only an
+        explicitly named file applies (the checkpoint's own calibration is not that network's)."""
+        if given_net and (self.calibration is None or str(self.calibration) == ""):
+            return None
+        return resolve_calibration(self.calibration, self.checkpoint_path)
+
 
 def build_tracker(spec: TrackerSpec, net: CKDNet | None = None) -> CKDTracker:
     """A ready :class:`CKDTracker` for ``spec``. ``net``: an already built network to use instead of
@@ -79,10 +92,16 @@ def build_tracker(spec: TrackerSpec, net: CKDNet | None = None) -> CKDTracker:
     applies to it as to a loaded one."""
     device = resolve_device(spec.device)
     check_precision(spec.precision, device)   # before the weights are read: a wrong choice fails fast
+    config = spec.tracker
+    calibration = spec.calibration_path(given_net=net is not None)
+    if calibration is not None:   # before the weights: a wrong file fails fast
+        loaded = load_calibration(calibration) if net is not None else \
+            load_for_checkpoint(calibration, spec.checkpoint_path)
+        config = dataclasses.replace(config, status=loaded.status)
     if net is None:
         net = load_checkpoint(spec.checkpoint_path, num_heads=spec.num_heads)
     spec.candidate_elimination.apply(net)
-    tracker = CKDTracker(optimize(net.to(device), spec.precision), spec.tracker, device=device)
+    tracker = CKDTracker(optimize(net.to(device), spec.precision), config, device=device)
     if spec.warm_up:
         warm_up(tracker)
     return tracker
@@ -105,8 +124,15 @@ def describe(tracker: CKDTracker, spec: TrackerSpec) -> str:
     cfg = tracker.net.config
     source = f"the embedded demonstration model {spec.checkpoint_path}" if spec.uses_embedded_model \
         else str(spec.checkpoint_path)
+    status = tracker.config.status
+    if status.head is not None:
+        calibrated = f"status calibrated ({spec.calibration_path() or spec.calibration}, lost below confidence " \
+                     f"{status.lost_threshold:.3f} for {status.lost_patience} frames)"
+    else:
+        calibrated = (f"status UNCALIBRATED (raw peak below {status.lost_threshold} for {status.lost_patience} "
+                      "frames; run `ckd calibrate` for this checkpoint)")
     return (f"{source}: embed {cfg.embed_dim}, depth {cfg.depth}, candidate elimination at {list(cfg.ce_loc)}, "
-            f"{tracker.device}, {spec.precision}")
+            f"{tracker.device}, {spec.precision}, {calibrated}")
 
 
 __all__ = ["CandidateElimination", "TrackerSpec", "build_tracker", "warm_up", "with_tracker_config", "describe"]

@@ -16,6 +16,7 @@ class SequenceRun:
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     statuses: list[TrackStatus] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)  # what each status was decided from
     times: list[float] = field(default_factory=list)       # seconds per initialize/track call
 
     def as_array(self) -> np.ndarray:
@@ -41,6 +42,7 @@ def track_frames(tracker: CKDTracker, frames: Iterable, init_box: Sequence[float
         run.boxes.append(result.box)
         run.scores.append(result.score)
         run.statuses.append(result.status)
+        run.confidences.append(result.confidence)
         if on_frame is not None:
             on_frame(index, frame, result)
     if not run.boxes:

@@ -34,6 +34,7 @@ class TrackOutput:
     time_since_confident: float = 0.0           # seconds since the last TRACKING frame of this track
     bearing: tuple[float, float, float] | None = None
     result: TrackResult | None = None           # the tracker's own record (timing, frame index)
+    confidence: float = 0.0                     # what the status was decided from (calibrated head, or the peak)
 
 
 UNINITIALIZED = TrackOutput(TrackStatus.UNINITIALIZED, (0.0, 0.0, 0.0, 0.0), 0.0)
@@ -172,4 +173,4 @@ class TrackSession:
             x, y, w, h = result.box
             bearing = camera_bearing(intrinsics, x + w / 2.0, y + h / 2.0)
         return TrackOutput(result.status, tuple(float(v) for v in result.box), float(result.score),  # type: ignore[arg-type]
-                           self._track_id, velocity, max(0.0, since), bearing, result)
+                           self._track_id, velocity, max(0.0, since), bearing, result, float(result.confidence))

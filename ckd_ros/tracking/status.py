@@ -1,22 +1,26 @@
-"""Target status from the Hann-windowed peak score, with hysteresis.
+"""Target status from a per-frame confidence, with hysteresis.
 
 The reference tracker has no notion of "lost": it always returns a box. On a robot the consumer must know
-when that box is a guess. The status is a pure function of the sequence of windowed peak scores, so it
-never changes the boxes themselves:
+when that box is a guess. The status is a pure function of the sequence of confidences, so it never
+changes the boxes themselves:
 
-* TRACKING -> LOST after ``lost_patience`` consecutive frames with score < ``lost_threshold``;
-* LOST -> TRACKING after ``recover_patience`` consecutive frames with score >= ``recover_threshold``;
-* ``recover_threshold >= lost_threshold``: scores between the two keep the current status, which stops
+* TRACKING -> LOST after ``lost_patience`` consecutive frames with confidence < ``lost_threshold``;
+* LOST -> TRACKING after ``recover_patience`` consecutive frames with confidence >= ``recover_threshold``;
+* ``recover_threshold >= lost_threshold``: values between the two keep the current status, which stops
   the status from flickering around one threshold.
 
-Defaults are set for the paper-size CKD model, whose windowed peak is typically 0.5-0.9 on a visible
-target and drops under ~0.3 when it is occluded or gone; tune them per model (score scales are
-model-specific: the random-weight reference model, for instance, peaks near 0.5 everywhere).
+The confidence is the fitted :class:`~ckd_ros.tracking.confidence.ConfidenceHead` when ``head`` is set
+(what ``ckd calibrate`` writes, thresholds included, and what the factory loads by default for the
+embedded model), else the raw windowed peak. The raw-peak defaults below are uncalibrated guesses for the
+paper-size model: score scales are model-specific (the embedded demonstration model stays above 0.25 on a
+real video it has lost within ten frames), so calibrate instead of tuning them by hand.
 """
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+from .confidence import ConfidenceHead
 
 
 class TrackStatus(str, enum.Enum):
@@ -31,6 +35,7 @@ class StatusConfig:
     recover_threshold: float = 0.35
     lost_patience: int = 3
     recover_patience: int = 2
+    head: ConfidenceHead | None = None   # None: the thresholds apply to the raw windowed peak
 
     def validate(self) -> None:
         if not 0.0 <= self.lost_threshold <= self.recover_threshold:
@@ -58,6 +63,7 @@ class StatusFilter:
         self._run = 0
 
     def update(self, score: float) -> TrackStatus:
+        """``score``: this frame's confidence (the raw peak when no head is configured)."""
         c = self.config
         if self.status == TrackStatus.UNINITIALIZED:
             raise RuntimeError("status update before initialisation")

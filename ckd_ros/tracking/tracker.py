@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .confidence import FeatureTracker, TrackEvidence
 from .geometry import clip_box, crop_geometry, hann2d, map_box_back, sample_target
 from .registration import Registration, RegistrationConfig
 from .status import StatusConfig, StatusFilter, TrackStatus
@@ -95,6 +96,8 @@ class TrackResult:
     frame_index: int                            # 0 = the initialisation frame
     timing: StepTiming = field(default_factory=StepTiming)
     search_factor: float = 4.0
+    # what the status is decided from: the calibrated head's confidence in [0, 1], or ``score`` without one
+    confidence: float = 1.0
 
 
 def _net_sizes(net: Any) -> tuple[int, int, int, int, tuple[int, ...]]:
@@ -136,6 +139,8 @@ class CKDTracker:
         # by its reciprocal, which is not bit-identical to the reference's CPU division.
         self._c255 = torch.full((1, 1, 1, 1), 255.0, dtype=torch.float32, device=dev)
         self._hann = hann2d(self.search_grid).to(dev)
+        g = torch.arange(self.search_grid, device=dev)
+        self._cell_y, self._cell_x = g.repeat_interleave(self.search_grid), g.repeat(self.search_grid)
         S, T = self.search_size, self.template_size
         self._x_u8 = torch.empty((2, S, S, 3), dtype=torch.uint8, device=dev)
         self._x = torch.empty((2, 3, S, S), dtype=torch.float32, device=dev)
@@ -145,6 +150,7 @@ class CKDTracker:
         self._gain = ThermalGain(self.config.thermal_gain)
         self._register = Registration(self.config.registration)
         self._status = StatusFilter(self.config.status)
+        self._features = FeatureTracker()
         self._state: list[float] | None = None
         self._confident_state: list[float] | None = None
         self._frame_index = -1
@@ -195,6 +201,7 @@ class CKDTracker:
         self._confident_state = box
         self._frame_index = 0
         status = self._status.start()
+        self._features.start(box)
         total = time.perf_counter() - t0
         return TrackResult(tuple(box), 1.0, status, 0, StepTiming(preprocess_s=total, total_s=total),  # type: ignore[arg-type]
                            self.config.search_factor)
@@ -230,21 +237,22 @@ class CKDTracker:
                            ce_template_mask=self._ce_mask)
             self._sync()
             t2 = time.perf_counter()
-            score, pred = self._decode(out, geom.resize_factor)
+            score, raw_peak, second_peak, pred = self._decode(out, geom.resize_factor)
 
         box = map_box_back(pred, prev, self.search_size, geom.resize_factor)
         box = clip_box(box, H, W, margin=cfg.clip_margin)
-        status = self._status.update(score)
+        confidence = self._confidence(TrackEvidence(score, raw_peak, second_peak, tuple(box)))
+        status = self._status.update(confidence)
         if cfg.lost_search.enabled:
-            box = self._hold_when_lost(box, score, status)
+            box = self._hold_when_lost(box, confidence, status)
         self._state = box
-        if score >= cfg.status.lost_threshold and status == TrackStatus.TRACKING:
+        if confidence >= cfg.status.lost_threshold and status == TrackStatus.TRACKING:
             self._confident_state = box
         self._frame_index += 1
         t3 = time.perf_counter()
         timing = StepTiming(t1 - t0, t2 - t1, t3 - t2, t3 - t0)
         return TrackResult(tuple(float(v) for v in box), score, status, self._frame_index, timing,  # type: ignore[arg-type]
-                           factor)
+                           factor, confidence)
 
     # ------------------------------------------------------------------ internals
     def thermal_view(self, thermal: np.ndarray, rgb_hw: tuple[int, int]) -> np.ndarray:
@@ -268,21 +276,37 @@ class CKDTracker:
         out.copy_(u8.permute(0, 3, 1, 2))
         out.div_(self._c255).sub_(self._mean).div_(self._std)
 
-    def _decode(self, out: dict, resize_factor: float) -> tuple[float, list[float]]:
+    def _decode(self, out: dict, resize_factor: float) -> tuple[float, float, float, list[float]]:
+        """(windowed peak, raw peak, best windowed response outside the peak's 3x3 cells, box)."""
         score_map = out["score_map"]
         response = self._hann * score_map if self.config.use_hann else score_map
         g = self.search_grid
-        peak, idx = torch.max(response.flatten(1), dim=1, keepdim=True)
+        flat = response.flatten(1)
+        peak, idx = torch.max(flat, dim=1, keepdim=True)
         idx_y = idx // g
         idx_x = idx % g
+        near = ((self._cell_y - idx_y).abs() <= 1) & ((self._cell_x - idx_x).abs() <= 1)
+        second = flat.masked_fill(near, 0.0).amax(dim=1, keepdim=True)
+        raw_peak = score_map.flatten(1).amax(dim=1, keepdim=True)
         gidx = idx.unsqueeze(1).expand(idx.shape[0], 2, 1)
         size = out["size_map"].flatten(2).gather(dim=2, index=gidx)
         offset = out["offset_map"].flatten(2).gather(dim=2, index=gidx).squeeze(-1)
         bbox = torch.cat([(idx_x.to(torch.float) + offset[:, :1]) / g,
                           (idx_y.to(torch.float) + offset[:, 1:]) / g,
-                          size.squeeze(-1), peak.to(torch.float)], dim=1).cpu()   # the step's one sync
+                          size.squeeze(-1), peak.to(torch.float), raw_peak.to(torch.float),
+                          second.to(torch.float)], dim=1).cpu()   # the step's one sync
         pred = (bbox[:, :4].view(-1, 4).mean(dim=0) * self.search_size / resize_factor).tolist()
-        return float(bbox[0, 4]), pred
+        return float(bbox[0, 4]), float(bbox[0, 5]), float(bbox[0, 6]), pred
+
+    def _confidence(self, evidence: TrackEvidence) -> float:
+        features = self._features.update(evidence)
+        head = self.config.status.head
+        return evidence.peak if head is None else head(features)
+
+    @property
+    def last_features(self) -> "np.ndarray | None":
+        """The feature vector of the last tracked frame (``ckd calibrate`` fits the head on these)."""
+        return self._features.last
 
     def _hold_when_lost(self, box: list[float], score: float, status: TrackStatus) -> list[float]:
         if status == TrackStatus.LOST and score < self.config.status.recover_threshold:
