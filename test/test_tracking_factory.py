@@ -2,6 +2,7 @@
 configuration) to a ready tracker."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from ckd_ros.data.synthetic import generate_sequence
 from ckd_ros.model import ModelConfig, default_checkpoint_path
+from ckd_ros.tracking.calibration import load_calibration
 from ckd_ros.tracking import CandidateElimination, TrackerConfig, TrackerSpec, build_tracker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +31,10 @@ def test_default_spec_is_the_embedded_model_on_the_cpu_as_the_reference_computes
     spec = TrackerSpec()
     assert spec.uses_embedded_model and spec.checkpoint_path == default_checkpoint_path()
     tracker = build_tracker(spec)
-    assert str(tracker.device) == "cpu" and tracker.config == TrackerConfig()
+    shipped = load_calibration(spec.calibration_path())       # the embedded model ships its status calibration
+    assert str(tracker.device) == "cpu" and tracker.config == dataclasses.replace(TrackerConfig(), status=shipped.status)
+    raw = build_tracker(TrackerSpec(calibration="none"))
+    assert raw.config == TrackerConfig()
 
 
 def test_candidate_elimination_is_set_from_the_spec_with_a_float_or_per_layer_keep_ratio(reference_dir):

@@ -68,7 +68,7 @@ def test_a_requested_box_starts_on_the_next_frame_and_a_bad_one_is_refused_witho
 def test_time_since_confident_counts_from_the_last_tracking_frame(sequence):
     # thresholds no score reaches: every tracked frame is unconfident
     never_confident = TrackerConfig(status=StatusConfig(lost_threshold=1.0, recover_threshold=1.0, lost_patience=1))
-    session = TrackSession(build_tracker(TrackerSpec(tracker=never_confident)))
+    session = TrackSession(build_tracker(TrackerSpec(tracker=never_confident, calibration="none")))
     session.initialize(sequence.rgb[0], sequence.thermal[0], sequence.boxes[0], NS)
     out = session.process(sequence.rgb[1], sequence.thermal[1], NS + FRAME_NS)
     assert out.status == TrackStatus.LOST
