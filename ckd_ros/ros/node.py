@@ -34,6 +34,9 @@ from .images import ImageConversionError, rgb_to_array, thermal_to_array
 from .inputs import THROTTLE_S, CameraInputs, InputSettings
 from .messages import build_debug_image, build_detections, build_target_state, compose_debug_image, vision_msgs_module
 from .pairs import ImagePair, InferenceWorker, LatestPairMailbox, PairHistory
+from .stall import stall_problem
+from .stamps import StampGuard
+from .throttle import KeyedThrottle, problem_kind
 
 DEFAULT_NODE_NAME = "ckd_tracker"
 # ~/initialize with a stamp newer than every held frame waits this long for that frame to arrive
@@ -57,6 +60,9 @@ class TrackerNode(LifecycleNode):
         params.declare_parameters(self)
         self._lifecycle = "unconfigured"
         self._stats = NodeStatistics()
+        self._throttle = KeyedThrottle(THROTTLE_S)   # one line per kind of refusal per period, not per message
+        self._stamp_guard = StampGuard()
+        self._stalled = False
         self._session: TrackSession | None = None
         self._device = "cpu"
         self._inputs: CameraInputs | None = None
@@ -80,6 +86,7 @@ class TrackerNode(LifecycleNode):
         problems = [p for p in (params.validate_value(n, v) for n, v in values.items()) if p]
         problems += [p for p in [params.validate_together(values)] if p]
         if problems:
+            self._stats.count("configure_failed")
             self.get_logger().error("configure failed: invalid parameters: " + "; ".join(problems))
             return TransitionCallbackReturn.FAILURE
         spec = params.tracker_spec(values)
@@ -91,6 +98,7 @@ class TrackerNode(LifecycleNode):
         try:
             tracker = build_tracker(spec)
         except Exception as exc:  # noqa: BLE001 - any failure must leave the node alive and unconfigured
+            self._stats.count("configure_failed")
             self.get_logger().error(f"configure failed, node stays unconfigured: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._session, self._device = TrackSession(tracker, self.get_name()), str(tracker.device)
@@ -115,6 +123,7 @@ class TrackerNode(LifecycleNode):
         values = params.read_parameters(self)
         self._history = PairHistory(int(values["init_history_size"]))
         self._mailbox = LatestPairMailbox()
+        self._stamp_guard.clear()
         try:
             self._inputs = CameraInputs(self, InputSettings.from_parameters(values), self._stats, self._on_pair,
                                         self._on_camera_info)
@@ -187,9 +196,38 @@ class TrackerNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_k = [float(v) for v in msg.k]
 
+    def _log_throttled(self, level: str, message: str) -> None:
+        if not self._throttle.allow(level + problem_kind(message)):
+            return
+        # one call site per severity: rclpy refuses a site whose severity changes between calls
+        if level == "error":
+            self.get_logger().error(message)
+        else:
+            self.get_logger().warning(message)
+
     def _on_pair(self, rgb: Image, thermal: Image) -> None:
+        try:
+            self._accept_pair(rgb, thermal)
+        except Exception as exc:  # noqa: BLE001 - an exception here would end executor.spin: the whole node
+            self._on_processing_error(exc)
+
+    def _accept_pair(self, rgb: Image, thermal: Image) -> None:
         now = self.get_clock().now().nanoseconds
         pair = ImagePair(rgb, thermal, _stamp_ns(rgb.header.stamp), now)
+        check = self._stamp_guard.check(pair.stamp_ns, now, float(self.get_parameter("max_stamp_lead").value))
+        if not check.accepted:
+            self._stats.count(f"pairs_refused_{check.kind}_stamp" if check.kind != "backwards"
+                              else "pairs_refused_older_stamp")
+            self._stats.last_error = check.message
+            self._log_throttled("error", f"refusing image pair: {check.message}")
+            return
+        if check.kind == "restart":
+            self._stats.count("stamp_timeline_restarts")
+            self._history.clear()   # frames of the old timeline cannot be the ones a new ~/initialize means
+            session = self._session
+            ended = session.reset() if session is not None else ""
+            self.get_logger().warning(f"{check.message}; " + (f"track {ended} ended, call ~/initialize again"
+                                                              if ended else "nothing was tracked"))
         self._stats.pair_rate.tick(now)
         self._last_pair_ns = now
         self._history.add(pair)
@@ -198,7 +236,7 @@ class TrackerNode(LifecycleNode):
     def _on_processing_error(self, exc: Exception) -> None:
         self._stats.processing_errors += 1
         self._stats.last_error = f"{type(exc).__name__}: {exc}"
-        self.get_logger().error(f"processing a pair failed: {self._stats.last_error}", throttle_duration_sec=THROTTLE_S)
+        self._log_throttled("error", f"processing a pair failed: {self._stats.last_error}")
 
     def _process(self, pair: ImagePair) -> None:
         session = self._session
@@ -209,7 +247,7 @@ class TrackerNode(LifecycleNode):
         except ImageConversionError as exc:
             self._stats.conversion_errors += 1
             self._stats.last_error = str(exc)
-            self.get_logger().error(f"refusing image pair: {exc}", throttle_duration_sec=THROTTLE_S)
+            self._log_throttled("error", f"refusing image pair: {exc}")
             return
         try:
             output = session.process(rgb, thermal, pair.stamp_ns, self._camera_k)
@@ -251,6 +289,7 @@ class TrackerNode(LifecycleNode):
 
     # ------------------------------------------------------------------------------------------ services
     def _on_initialize(self, request: Any, response: Any) -> Any:
+        self._stats.count("initialize_calls")
         box = [request.x, request.y, request.width, request.height]
         pair, problem = self._frame_for(_stamp_ns(request.header.stamp), box)
         session = self._session
@@ -267,7 +306,8 @@ class TrackerNode(LifecycleNode):
         response.success = problem is None
         response.message = problem or f"tracking {session.track_id}"
         if problem:
-            self.get_logger().warning(f"~/initialize refused: {problem}")
+            self._stats.count("initialize_refused")
+            self._log_throttled("warning", f"~/initialize refused: {problem}")
         return response
 
     def _frame_for(self, stamp: int, box: list[float]) -> tuple[ImagePair | None, str | None]:
@@ -281,6 +321,12 @@ class TrackerNode(LifecycleNode):
                 return None, ("no synchronised RGB + thermal pair received yet (is the node active and are "
                               "both cameras publishing?)")
         else:
+            now = self.get_clock().now().nanoseconds
+            ahead = max(_INIT_FRAME_WAIT_S, float(self.get_parameter("max_stamp_lead").value))
+            if now > 0 and stamp - now > ahead * 1e9:
+                # no camera can have sent it: answer now instead of holding the service for the wait
+                return None, (f"stamp {_stamp_text(stamp)} is {(stamp - now) * 1e-9:.3f} s ahead of the node "
+                              "clock: no such frame exists; send a zero stamp for the newest frame")
             pair = self._history.wait_for(stamp, _INIT_FRAME_WAIT_S)
             if pair is None:
                 span = self._history.span()
@@ -292,6 +338,7 @@ class TrackerNode(LifecycleNode):
         return pair, box_problem(box, (int(pair.rgb.height), int(pair.rgb.width)))
 
     def _on_reset(self, request: Any, response: Any) -> Any:
+        self._stats.count("reset_calls")
         session = self._session
         if session is None:
             response.success, response.message = False, "the node is not configured"
@@ -303,6 +350,21 @@ class TrackerNode(LifecycleNode):
         return response
 
     # ------------------------------------------------------------------------------------------ parameters
+    def set_parameters_atomically(self, parameter_list: list[Any]) -> SetParametersResult:
+        """Every refusal is counted and logged, including rclpy's own (type, range, read-only, undeclared),
+        which are decided before the node's callback sees the change."""
+        names = ", ".join(p.name for p in parameter_list)
+        try:
+            result = super().set_parameters_atomically(parameter_list)
+        except Exception as exc:  # noqa: BLE001 - undeclared names raise; reported, then raised as before
+            self._stats.count("parameters_refused")
+            self._log_throttled("warning", f"parameter change refused ({names}): {exc}")
+            raise
+        if not result.successful:
+            self._stats.count("parameters_refused")
+            self._log_throttled("warning", f"parameter change refused ({names}): {result.reason}")
+        return result
+
     def _on_set_parameters(self, changes: list[Any]) -> SetParametersResult:
         values = params.read_parameters(self)
         for change in changes:
@@ -333,11 +395,26 @@ class TrackerNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         now = self.get_clock().now()
+        self._report_stall(now.nanoseconds)
         array = build_diagnostic_array(
             now.to_msg(), self.get_fully_qualified_name(), self._device, self._lifecycle, self.tracking_state(),
             self._stats, now.nanoseconds, self._mailbox.dropped, self._inputs.evicted if self._inputs else 0,
             float(self.get_parameter("stale_input_timeout").value), self._last_pair_ns)
         self._pub_diagnostics.publish(array)
+
+    def _report_stall(self, now_ns: int) -> None:
+        if self._inputs is None:
+            return
+        stats = self._stats
+        problem = stall_problem(now_ns, self._last_pair_ns, float(self.get_parameter("stale_input_timeout").value),
+                                dict(stats.last_receipt_ns), dict(stats.last_stamp_ns),
+                                {"RGB": stats.rgb_rate.rate(now_ns), "thermal": stats.thermal_rate.rate(now_ns)},
+                                float(self.get_parameter("sync.slop").value))
+        if problem is not None and not self._stalled:
+            stats.count("input_stalls")
+        self._stalled = problem is not None
+        if problem is not None:
+            self._log_throttled("warning", problem)
 
     @property
     def session(self) -> TrackSession | None:
