@@ -41,6 +41,9 @@ from .throttle import KeyedThrottle, problem_kind
 DEFAULT_NODE_NAME = "ckd_tracker"
 # ~/initialize with a stamp newer than every held frame waits this long for that frame to arrive
 _INIT_FRAME_WAIT_S = 2.0
+# Requests a service holds while the node is busy: with the default 10, a client's burst of calls (a
+# ground station retrying, a script) loses all but the last 10 in DDS, unanswered and unlogged.
+_SERVICE_QUEUE = 256
 
 
 def _stamp_ns(stamp: Any) -> int:
@@ -71,6 +74,7 @@ class TrackerNode(LifecycleNode):
         self._history = PairHistory(int(self.get_parameter("init_history_size").value))
         self._camera_k: list[float] | None = None
         self._last_pair_ns: int | None = None
+        self._last_formed_ns: int | None = None   # a pair formed, accepted or not (stall report)
         self._pub_target = self._pub_detections = self._pub_debug = None
         self._srv_init = self._srv_reset = None
         self._vision_msgs = vision_msgs_module()
@@ -113,9 +117,11 @@ class TrackerNode(LifecycleNode):
                                       "(~/target carries the same box)")
         self._pub_debug = self.create_lifecycle_publisher(
             Image, "~/debug_image", QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
-        self._srv_init = self.create_service(Initialize, "~/initialize", self._on_initialize,
+        service_qos = QoSProfile(depth=_SERVICE_QUEUE, reliability=ReliabilityPolicy.RELIABLE)
+        self._srv_init = self.create_service(Initialize, "~/initialize", self._on_initialize, qos_profile=service_qos,
                                              callback_group=self._service_group)
-        self._srv_reset = self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._service_group)
+        self._srv_reset = self.create_service(Trigger, "~/reset", self._on_reset, qos_profile=service_qos,
+                                              callback_group=self._service_group)
         self._lifecycle = "inactive"
         return super().on_configure(state)
 
@@ -214,6 +220,7 @@ class TrackerNode(LifecycleNode):
     def _accept_pair(self, rgb: Image, thermal: Image) -> None:
         now = self.get_clock().now().nanoseconds
         pair = ImagePair(rgb, thermal, _stamp_ns(rgb.header.stamp), now)
+        self._last_formed_ns = now
         check = self._stamp_guard.check(pair.stamp_ns, now, float(self.get_parameter("max_stamp_lead").value))
         if not check.accepted:
             self._stats.count(f"pairs_refused_{check.kind}_stamp" if check.kind != "backwards"
@@ -234,6 +241,8 @@ class TrackerNode(LifecycleNode):
         self._mailbox.put(pair)
 
     def _on_processing_error(self, exc: Exception) -> None:
+        if not self.context.ok():
+            return   # SIGINT shut the context down under a publish in flight: the process is exiting
         self._stats.processing_errors += 1
         self._stats.last_error = f"{type(exc).__name__}: {exc}"
         self._log_throttled("error", f"processing a pair failed: {self._stats.last_error}")
@@ -394,6 +403,8 @@ class TrackerNode(LifecycleNode):
         return "NOT_CONFIGURED" if session is None else session.status.name
 
     def _publish_diagnostics(self) -> None:
+        if not self.context.ok():
+            return
         now = self.get_clock().now()
         self._report_stall(now.nanoseconds)
         array = build_diagnostic_array(
@@ -406,7 +417,8 @@ class TrackerNode(LifecycleNode):
         if self._inputs is None:
             return
         stats = self._stats
-        problem = stall_problem(now_ns, self._last_pair_ns, float(self.get_parameter("stale_input_timeout").value),
+        # pairs that form but are refused (stamps) are reported by their refusal, not as a stall
+        problem = stall_problem(now_ns, self._last_formed_ns, float(self.get_parameter("stale_input_timeout").value),
                                 dict(stats.last_receipt_ns), dict(stats.last_stamp_ns),
                                 {"RGB": stats.rgb_rate.rate(now_ns), "thermal": stats.thermal_rate.rate(now_ns)},
                                 float(self.get_parameter("sync.slop").value))
