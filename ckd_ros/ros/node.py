@@ -223,8 +223,7 @@ class TrackerNode(LifecycleNode):
         self._last_formed_ns = now
         check = self._stamp_guard.check(pair.stamp_ns, now, float(self.get_parameter("max_stamp_lead").value))
         if not check.accepted:
-            self._stats.count(f"pairs_refused_{check.kind}_stamp" if check.kind != "backwards"
-                              else "pairs_refused_older_stamp")
+            self._stats.count(f"pairs_refused_{check.kind}_stamp")
             self._stats.last_error = check.message
             self._log_throttled("error", f"refusing image pair: {check.message}")
             return

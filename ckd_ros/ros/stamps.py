@@ -18,7 +18,7 @@ SEC = 1_000_000_000
 @dataclass(frozen=True)
 class StampCheck:
     accepted: bool
-    kind: str = ""              # future | duplicate | backwards (refused) | restart (accepted)
+    kind: str = ""              # future | duplicate | older (refused) | restart (accepted)
     message: str = ""
 
 
@@ -57,7 +57,7 @@ class StampGuard:
                 if self._back_since is None:
                     self._back_since = now_ns
                 if now_ns - self._back_since < self.restart_after_ns:
-                    return StampCheck(False, "backwards", (
+                    return StampCheck(False, "older", (
                         f"pair stamp {stamp_text(stamp_ns)} is {(last - stamp_ns) / SEC:.3f} s older than the "
                         f"last accepted pair ({stamp_text(last)}): out of order, or the camera clock jumped "
                         f"back (taken as a restart after {self.restart_after_ns / SEC:g} s of older stamps)"))
