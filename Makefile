@@ -30,12 +30,13 @@ RUN_ENV := AMENT_PREFIX_PATH=$(VENV_ABS)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFI
 	FASTDDS_BUILTIN_TRANSPORTS=$(or $(FASTDDS_BUILTIN_TRANSPORTS),LARGE_DATA) \
 	FASTDDS_DEFAULT_PROFILES_FILE=$(or $(FASTDDS_DEFAULT_PROFILES_FILE),$(ROOT)/ckd_ros/ros/fastdds_large_images.xml)
 
-.PHONY: help setup test demo bench bench-node bench-tracker clean distclean
+.PHONY: help setup test demo bench bench-node bench-tracker stress stress-ci clean distclean
 help:
 	@echo "make demo   # set up .venv if needed, then track a sequence through the ROS 2 node over DDS"
 	@echo "make test   # set up .venv if needed, then run the test suite"
 	@echo "make bench  # network forward benchmark on this machine (BENCH_ARGS=...)"
 	@echo "make bench-node  # node latency (image stamp to output receipt) over DDS"
+	@echo "make stress # hostile inputs, faults and a soak against the node process (SOAK_S=600 for 10 min)"
 
 setup: $(STAMP)
 
@@ -86,6 +87,16 @@ bench: $(STAMP)
 
 bench-node: $(STAMP)
 	$(RUN_ENV) $(PY) benchmarks/node_latency.py $(BENCH_ARGS)
+
+# Every hostile case against the real node process (localhost, its own ROS_DOMAIN_ID), then a soak of
+# SOAK_S seconds; report in build/stress/stress_report.json and .md. stress-ci: the same with a short soak.
+SOAK_S ?= 60
+STRESS_DOMAIN ?= 91
+stress: $(STAMP)
+	$(RUN_ENV) $(PY) -m ckd_ros.ros.stress --soak-s $(SOAK_S) --domain-id $(STRESS_DOMAIN) --out build/stress $(STRESS_ARGS)
+
+stress-ci: $(STAMP)
+	$(RUN_ENV) $(PY) -m ckd_ros.ros.stress --soak-s 30 --domain-id 92 --out build/stress-ci $(STRESS_ARGS)
 
 clean:
 	rm -rf build demo_output .pytest_cache

@@ -77,6 +77,7 @@ BAD_BOXES = {
     "negative height": ([10, 10, 20, -5], "positive"),
     "right of the image": ([320, 10, 20, 20], "outside"),
     "above the image": ([10, -30, 20, 20], "outside"),
+    "huge": ([0, 0, 1e30, 1e30], "more than 4 times the size"),
     "three numbers": ([10, 10, 20], "4 numbers"),
     "text": (["a", 1, 2, 3], "4 numbers"),
 }

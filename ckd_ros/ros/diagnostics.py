@@ -57,6 +57,18 @@ class LatencyStats:
                 "max": float(values.max()), "count": int(values.size)}
 
 
+# Counters published as diagnostics values of their own name (always present, from 0).
+EVENTS: tuple[str, ...] = (
+    "pairs_refused_future_stamp",    # stamped beyond max_stamp_lead ahead of the node clock
+    "pairs_refused_duplicate_stamp",  # same stamp as the previous pair
+    "pairs_refused_older_stamp",     # older than the last accepted pair
+    "stamp_timeline_restarts",       # stamps went back and stayed back: accepted as a new timeline
+    "input_stalls",                  # cameras deliver but no pair forms (a stream silent, or stamps apart)
+    "initialize_calls", "initialize_refused", "reset_calls",
+    "parameters_refused", "configure_failed",
+)
+
+
 @dataclass
 class NodeStatistics:
     """Counters the node updates from its callbacks and worker; read when publishing diagnostics."""
@@ -71,10 +83,16 @@ class NodeStatistics:
     conversion_errors: int = 0
     processing_errors: int = 0
     last_error: str = ""
+    events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EVENTS, 0))
+    last_stamp_ns: dict[str, int] = field(default_factory=dict)     # by role: newest accepted image stamp
+    last_receipt_ns: dict[str, int] = field(default_factory=dict)   # by role: node clock at its arrival
 
     def refuse(self, role: str, encoding: str) -> None:
         key = f"{role}:{encoding}"
         self.refused_encodings[key] = self.refused_encodings.get(key, 0) + 1
+
+    def count(self, event: str) -> None:
+        self.events[event] = self.events.get(event, 0) + 1
 
 
 def _fmt(value: float) -> str:
@@ -106,6 +124,7 @@ def build_diagnostic_array(header_stamp: Any, node_name: str, hardware_id: str, 
         "refused_encodings": ", ".join(f"{k}={v}" for k, v in sorted(stats.refused_encodings.items())),
         "refused_images": str(sum(stats.refused_encodings.values()) + stats.conversion_errors),
         "processing_errors": str(stats.processing_errors),
+        **{name: str(count) for name, count in stats.events.items()},
         "step_time_median_s": _fmt(step["median"]),
         "step_time_p95_s": _fmt(step["p95"]),
         "latency_median_s": _fmt(latency["median"]),

@@ -59,8 +59,13 @@ class EncodingGate:
         self._logged: dict[str, float] = {}
 
     def __call__(self, msg: Image) -> bool:
-        self._meter.tick(self._node.get_clock().now().nanoseconds)
+        now = self._node.get_clock().now().nanoseconds
+        self._meter.tick(now)
         if msg.encoding in self._accepted:
+            # what the stall report needs: which stream went silent, how far apart the stamps are
+            self._stats.last_receipt_ns[self._role] = now
+            self._stats.last_stamp_ns[self._role] = int(msg.header.stamp.sec) * 1_000_000_000 + int(
+                msg.header.stamp.nanosec)
             return True
         self._stats.refuse(self._role, msg.encoding)
         self._stats.last_error = str(UnsupportedEncodingError(msg.encoding, self._accepted, self._role))

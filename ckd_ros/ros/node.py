@@ -19,6 +19,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
@@ -32,10 +33,16 @@ from .images import ImageConversionError, rgb_to_array, thermal_to_array
 from .inputs import THROTTLE_S, CameraInputs, InputSettings
 from .outputs import TrackPublishers
 from .pairs import ImagePair, InferenceWorker, LatestPairMailbox, PairHistory, stamp_ns
+from .stall import stall_problem
+from .stamps import StampGuard
+from .throttle import KeyedThrottle, problem_kind
 
 DEFAULT_NODE_NAME = "ckd_tracker"
 # ~/initialize with a stamp newer than every held frame waits this long for that frame to arrive
 _INIT_FRAME_WAIT_S = 2.0
+# Requests a service holds while the node is busy: with the default 10, a client's burst of calls (a
+# ground station retrying, a script) loses all but the last 10 in DDS, unanswered and unlogged.
+_SERVICE_QUEUE = 256
 
 
 class TrackerNode(LifecycleNode):
@@ -46,6 +53,9 @@ class TrackerNode(LifecycleNode):
         params.declare_parameters(self)
         self._lifecycle = "unconfigured"
         self._stats = NodeStatistics()
+        self._throttle = KeyedThrottle(THROTTLE_S)   # one line per kind of refusal per period, not per message
+        self._stamp_guard = StampGuard()
+        self._stalled = False
         self._session: TrackSession | None = None
         self._device = "cpu"
         self._inputs: CameraInputs | None = None
@@ -54,6 +64,7 @@ class TrackerNode(LifecycleNode):
         self._history = PairHistory(int(self.get_parameter("init_history_size").value))
         self._camera_k: list[float] | None = None
         self._last_pair_ns: int | None = None
+        self._last_formed_ns: int | None = None   # a pair formed, accepted or not (stall report)
         self._outputs: TrackPublishers | None = None
         self._srv_init = self._srv_reset = None
         self._service_group = MutuallyExclusiveCallbackGroup()
@@ -68,6 +79,7 @@ class TrackerNode(LifecycleNode):
         problems = [p for p in (params.validate_value(n, v) for n, v in values.items()) if p]
         problems += [p for p in [params.validate_together(values)] if p]
         if problems:
+            self._stats.count("configure_failed")
             self.get_logger().error("configure failed: invalid parameters: " + "; ".join(problems))
             return TransitionCallbackReturn.FAILURE
         spec = params.tracker_spec(values)
@@ -79,14 +91,17 @@ class TrackerNode(LifecycleNode):
         try:
             tracker = build_tracker(spec)
         except Exception as exc:  # noqa: BLE001 - any failure must leave the node alive and unconfigured
+            self._stats.count("configure_failed")
             self.get_logger().error(f"configure failed, node stays unconfigured: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._session, self._device = TrackSession(tracker, self.get_name()), str(tracker.device)
         self.get_logger().info(f"model ready: {describe(tracker, spec)}")
         self._outputs = TrackPublishers(self)
-        self._srv_init = self.create_service(Initialize, "~/initialize", self._on_initialize,
+        service_qos = QoSProfile(depth=_SERVICE_QUEUE, reliability=ReliabilityPolicy.RELIABLE)
+        self._srv_init = self.create_service(Initialize, "~/initialize", self._on_initialize, qos_profile=service_qos,
                                              callback_group=self._service_group)
-        self._srv_reset = self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._service_group)
+        self._srv_reset = self.create_service(Trigger, "~/reset", self._on_reset, qos_profile=service_qos,
+                                              callback_group=self._service_group)
         self._lifecycle = "inactive"
         return super().on_configure(state)
 
@@ -94,6 +109,7 @@ class TrackerNode(LifecycleNode):
         values = params.read_parameters(self)
         self._history = PairHistory(int(values["init_history_size"]))
         self._mailbox = LatestPairMailbox()
+        self._stamp_guard.clear()
         try:
             self._inputs = CameraInputs(self, InputSettings.from_parameters(values), self._stats, self._on_pair,
                                         self._on_camera_info)
@@ -165,18 +181,49 @@ class TrackerNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_k = [float(v) for v in msg.k]
 
+    def _log_throttled(self, level: str, message: str) -> None:
+        if not self._throttle.allow(level + problem_kind(message)):
+            return
+        # one call site per severity: rclpy refuses a site whose severity changes between calls
+        if level == "error":
+            self.get_logger().error(message)
+        else:
+            self.get_logger().warning(message)
+
     def _on_pair(self, rgb: Image, thermal: Image) -> None:
+        try:
+            self._accept_pair(rgb, thermal)
+        except Exception as exc:  # noqa: BLE001 - an exception here would end executor.spin: the whole node
+            self._on_processing_error(exc)
+
+    def _accept_pair(self, rgb: Image, thermal: Image) -> None:
         now = self.get_clock().now().nanoseconds
         pair = ImagePair(rgb, thermal, stamp_ns(rgb.header.stamp), now)
+        self._last_formed_ns = now
+        check = self._stamp_guard.check(pair.stamp_ns, now, float(self.get_parameter("max_stamp_lead").value))
+        if not check.accepted:
+            self._stats.count(f"pairs_refused_{check.kind}_stamp")
+            self._stats.last_error = check.message
+            self._log_throttled("error", f"refusing image pair: {check.message}")
+            return
+        if check.kind == "restart":
+            self._stats.count("stamp_timeline_restarts")
+            self._history.clear()   # frames of the old timeline cannot be the ones a new ~/initialize means
+            session = self._session
+            ended = session.reset() if session is not None else ""
+            self.get_logger().warning(f"{check.message}; " + (f"track {ended} ended, call ~/initialize again"
+                                                              if ended else "nothing was tracked"))
         self._stats.pair_rate.tick(now)
         self._last_pair_ns = now
         self._history.add(pair)
         self._mailbox.put(pair)
 
     def _on_processing_error(self, exc: Exception) -> None:
+        if not self.context.ok():
+            return   # SIGINT shut the context down under a publish in flight: the process is exiting
         self._stats.processing_errors += 1
         self._stats.last_error = f"{type(exc).__name__}: {exc}"
-        self.get_logger().error(f"processing a pair failed: {self._stats.last_error}", throttle_duration_sec=THROTTLE_S)
+        self._log_throttled("error", f"processing a pair failed: {self._stats.last_error}")
 
     def _process(self, pair: ImagePair) -> None:
         session = self._session
@@ -187,7 +234,7 @@ class TrackerNode(LifecycleNode):
         except ImageConversionError as exc:
             self._stats.conversion_errors += 1
             self._stats.last_error = str(exc)
-            self.get_logger().error(f"refusing image pair: {exc}", throttle_duration_sec=THROTTLE_S)
+            self._log_throttled("error", f"refusing image pair: {exc}")
             return
         try:
             output = session.process(rgb, thermal, pair.stamp_ns, self._camera_k)
@@ -221,10 +268,13 @@ class TrackerNode(LifecycleNode):
 
     # ------------------------------------------------------------------------------------------ services
     def _on_initialize(self, request: Any, response: Any) -> Any:
+        self._stats.count("initialize_calls")
         box = [request.x, request.y, request.width, request.height]
         pair, problem = None, box_problem(box)
         if problem is None:
-            pair, problem = self._history.lookup(stamp_ns(request.header.stamp), _INIT_FRAME_WAIT_S)
+            lead_s = max(_INIT_FRAME_WAIT_S, float(self.get_parameter("max_stamp_lead").value))
+            pair, problem = self._history.lookup(stamp_ns(request.header.stamp), _INIT_FRAME_WAIT_S,
+                                                 self.get_clock().now().nanoseconds, lead_s)
         if problem is None:
             problem = box_problem(box, (int(pair.rgb.height), int(pair.rgb.width)))
         session = self._session
@@ -241,10 +291,12 @@ class TrackerNode(LifecycleNode):
         response.success = problem is None
         response.message = problem or f"tracking {session.track_id}"
         if problem:
-            self.get_logger().warning(f"~/initialize refused: {problem}")
+            self._stats.count("initialize_refused")
+            self._log_throttled("warning", f"~/initialize refused: {problem}")
         return response
 
     def _on_reset(self, request: Any, response: Any) -> Any:
+        self._stats.count("reset_calls")
         session = self._session
         if session is None:
             response.success, response.message = False, "the node is not configured"
@@ -256,6 +308,21 @@ class TrackerNode(LifecycleNode):
         return response
 
     # ------------------------------------------------------------------------------------------ parameters
+    def set_parameters_atomically(self, parameter_list: list[Any]) -> SetParametersResult:
+        """Every refusal is counted and logged, including rclpy's own (type, range, read-only, undeclared),
+        which are decided before the node's callback sees the change."""
+        names = ", ".join(p.name for p in parameter_list)
+        try:
+            result = super().set_parameters_atomically(parameter_list)
+        except Exception as exc:  # noqa: BLE001 - undeclared names raise; reported, then raised as before
+            self._stats.count("parameters_refused")
+            self._log_throttled("warning", f"parameter change refused ({names}): {exc}")
+            raise
+        if not result.successful:
+            self._stats.count("parameters_refused")
+            self._log_throttled("warning", f"parameter change refused ({names}): {result.reason}")
+        return result
+
     def _on_set_parameters(self, changes: list[Any]) -> SetParametersResult:
         values = params.read_parameters(self)
         problem = params.review_changes(values, changes, self._lifecycle)
@@ -278,12 +345,30 @@ class TrackerNode(LifecycleNode):
         return "NOT_CONFIGURED" if session is None else session.status.name
 
     def _publish_diagnostics(self) -> None:
+        if not self.context.ok():
+            return
         now = self.get_clock().now()
+        self._report_stall(now.nanoseconds)
         array = build_diagnostic_array(
             now.to_msg(), self.get_fully_qualified_name(), self._device, self._lifecycle, self.tracking_state(),
             self._stats, now.nanoseconds, self._mailbox.dropped, self._inputs.evicted if self._inputs else 0,
             float(self.get_parameter("stale_input_timeout").value), self._last_pair_ns)
         self._pub_diagnostics.publish(array)
+
+    def _report_stall(self, now_ns: int) -> None:
+        if self._inputs is None:
+            return
+        stats = self._stats
+        # pairs that form but are refused (stamps) are reported by their refusal, not as a stall
+        problem = stall_problem(now_ns, self._last_formed_ns, float(self.get_parameter("stale_input_timeout").value),
+                                dict(stats.last_receipt_ns), dict(stats.last_stamp_ns),
+                                {"RGB": stats.rgb_rate.rate(now_ns), "thermal": stats.thermal_rate.rate(now_ns)},
+                                float(self.get_parameter("sync.slop").value))
+        if problem is not None and not self._stalled:
+            stats.count("input_stalls")
+        self._stalled = problem is not None
+        if problem is not None:
+            self._log_throttled("warning", problem)
 
     @property
     def session(self) -> TrackSession | None:

@@ -125,14 +125,21 @@ class PairHistory:
         with self._lock:
             return (self._pairs[0].stamp_ns, self._pairs[-1].stamp_ns) if self._pairs else None
 
-    def lookup(self, stamp_ns: int, wait_s: float) -> tuple[ImagePair | None, str | None]:
-        """The pair an initialisation request refers to (zero stamp: the newest), or why there is none."""
+    def lookup(self, stamp_ns: int, wait_s: float, now_ns: int = 0,
+               max_lead_s: float = float("inf")) -> tuple[ImagePair | None, str | None]:
+        """The pair an initialisation request refers to (zero stamp: the newest), or why there is none.
+
+        A stamp more than ``max_lead_s`` ahead of ``now_ns`` (the node clock) is answered at once: no camera
+        can have sent it, and waiting for it would hold the service."""
         if stamp_ns == 0:
             pair = self.newest()
             if pair is None:
                 return None, ("no synchronised RGB + thermal pair received yet (is the node active and are "
                               "both cameras publishing?)")
             return pair, None
+        if now_ns > 0 and stamp_ns - now_ns > max_lead_s * 1e9:
+            return None, (f"stamp {stamp_text(stamp_ns)} is {(stamp_ns - now_ns) * 1e-9:.3f} s ahead of the node "
+                          "clock: no such frame exists; send a zero stamp for the newest frame")
         pair = self.wait_for(stamp_ns, wait_s)
         if pair is not None:
             return pair, None

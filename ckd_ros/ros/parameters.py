@@ -143,6 +143,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   range=(0.05, 60.0)),
     ParameterSpec("stale_input_timeout", 1.0, "seconds without a pair before diagnostics warn", "live",
                   range=(0.01, 3600.0)),
+    ParameterSpec("max_stamp_lead", 5.0,
+                  "pairs stamped more than this many seconds ahead of the node clock are refused (a corrupt or "
+                  "unsynchronised camera clock); 0 = no check", "live", range=(0.0, 86400.0)),
     # live
     ParameterSpec("initial_box", [0.0],
                   "[x, y, width, height] in RGB pixels (top-left): initialise on the next pair; empty or zeros = wait",

@@ -47,12 +47,13 @@ def check_thermal(thermal: object) -> np.ndarray:
 
 
 MIN_BOX_SIDE = 1.0  # pixels: a smaller box holds no target, and its crop would be a few pixels of blur
+MAX_BOX_TO_IMAGE = 4.0  # a box this many times the image's side is not a target in it, only a broken number
 
 
 def check_box(box: object, image_hw: tuple[int, int] | None = None) -> list[float]:
     """x, y, w, h (top-left corner, RGB pixels) as Python floats: 4 finite numbers, width and height of at
     least one pixel, and, when the image size is known, at least one pixel of overlap with the image in
-    each direction. The one rule for boxes, used by the tracker and every front end that takes a box."""
+    each direction and sides at most MAX_BOX_TO_IMAGE times the image's. The one rule for boxes, used by the tracker and every front end that takes a box."""
     try:
         values = [float(v) for v in np.asarray(box, dtype=np.float64).reshape(-1)]
     except (TypeError, ValueError) as exc:
@@ -70,6 +71,9 @@ def check_box(box: object, image_hw: tuple[int, int] | None = None) -> list[floa
         if min(x + w, W) - max(x, 0.0) < 1.0 or min(y + h, H) - max(y, 0.0) < 1.0:
             raise TrackerInputError(f"box [x={x:g}, y={y:g}, w={w:g}, h={h:g}] lies outside the {W}x{H} RGB "
                                     "image (x, y: top-left corner, RGB pixels)")
+        if w > MAX_BOX_TO_IMAGE * W or h > MAX_BOX_TO_IMAGE * H:
+            raise TrackerInputError(f"box w={w:g}, h={h:g} is more than {MAX_BOX_TO_IMAGE:g} times the size of "
+                                    f"the {W}x{H} RGB image")
     return values
 
 
