@@ -1,0 +1,190 @@
+"""ONNX export and the ONNX back ends compute the network's function; the tracker on them gives the reference boxes.
+
+Back ends whose package is absent are skipped with the reason; CI installs onnxruntime and openvino.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ckd_ros.model import ModelConfig, ctr_point_mask, load_checkpoint, load_default_model
+from ckd_ros.model.backends import BackendUnavailableError, OnnxModel, check_backend, exported, load_backend
+from ckd_ros.model.export import ExportError, export_network, main as export_main, read_metadata, seeded_inputs
+from ckd_ros.tracking import TrackerSpec, build_tracker
+
+REPO = Path(__file__).resolve().parents[1]
+INPUTS = ("template_rgb", "template_tir", "search_rgb", "search_tir")
+MAPS = ("score_map", "size_map", "offset_map")
+SMALL = dict(embed_dim=64, depth=4, num_heads=4, head_channels=32)
+CPU_BACKENDS = ("onnxruntime", "openvino")
+
+
+def _need(backend: str) -> str:
+    pytest.importorskip(backend, reason=f"{backend} is not installed (pip install {backend})")
+    return backend
+
+
+@pytest.fixture(params=CPU_BACKENDS)
+def backend(request) -> str:
+    return _need(request.param)
+
+
+def _small(reference_dir: Path, mce: bool):
+    config = ModelConfig(**SMALL)
+    config = config.with_ce((1, 2, 3), 0.7) if mce else config
+    return load_checkpoint(reference_dir / "ckd_small.pth.tar", config=config)
+
+
+@pytest.fixture(scope="module")
+def small_exports(reference_dir: Path) -> dict[bool, OnnxModel]:
+    pytest.importorskip("onnx", reason="onnx is not installed (pip install onnx)")
+    return {mce: exported(_small(reference_dir, mce)) for mce in (False, True)}
+
+
+@pytest.mark.parametrize("mce", [False, True], ids=["ce_off", "mce"])
+def test_export_of_the_reference_model_reproduces_the_reference_maps_within_1e_4(reference_dir, small_exports,
+                                                                                backend, mce):
+    data = np.load(reference_dir / "inputs.npz")
+    ref = np.load(reference_dir / ("forward_mce.npz" if mce else "forward_ce_off.npz"))
+    net = load_backend(backend, small_exports[mce])
+    out = net(*[torch.from_numpy(data[k]) for k in INPUTS],
+              ce_template_mask=ctr_point_mask(net.config) if mce else None)
+    for key in MAPS + ("pred_boxes",):
+        np.testing.assert_allclose(out[key].numpy(), ref[f"{key}_f32"], rtol=0, atol=1e-4, err_msg=key)
+    if mce:  # the token selection is computed from the data, not recorded as constants
+        assert [k.shape[1] for k in out["ce_kept"]] == [180, 126, 89]
+        for j, kept in enumerate(out["ce_kept"]):
+            assert set(kept[0].tolist()) == set(ref[f"mce_kept_idx_ce{j}_f32"][0].tolist()), f"CE layer {j}"
+
+
+@pytest.mark.parametrize("ce", ["off", "mce"])
+def test_export_of_the_embedded_model_reproduces_pytorch_within_1e_4_on_fresh_inputs(backend, ce):
+    net = load_default_model()
+    if ce == "mce":
+        net.set_ce(net.config.mce_layers(), 0.7)
+    mask = ctr_point_mask(net.config) if ce == "mce" else None
+    runner = load_backend(backend, exported(net))
+    for seed in (7, 8):  # not the seeds the export was traced and checked with
+        inputs = seeded_inputs(net.config, seed)
+        with torch.no_grad():
+            expected = net(*inputs, ce_template_mask=mask)
+        got = runner(*inputs, ce_template_mask=mask)
+        for key in MAPS:
+            assert float((got[key] - expected[key]).abs().max()) <= 1e-4, (key, seed)
+
+
+def test_ckd_export_writes_named_inputs_outputs_and_the_config_as_metadata(tmp_path, backend):
+    out = tmp_path / "demo_mce.onnx"
+    assert export_main(["--format", "onnx", "--ce", "mce", "-o", str(out)]) == 0
+    meta = read_metadata(out)
+    net = load_default_model()
+    assert meta.config == net.config.with_ce(net.config.mce_layers(), 0.7)
+    assert meta.template_mask == "ctr_point" and meta.max_deviation <= 1e-4
+    assert meta.outputs == ("score_map", "size_map", "offset_map", "pred_boxes", "ce_kept_0", "ce_kept_1",
+                            "ce_kept_2")
+    import onnx
+    graph = onnx.load(str(out)).graph
+    assert [i.name for i in graph.input] == list(INPUTS)
+    assert [o.name for o in graph.output] == list(meta.outputs)
+
+
+def test_an_export_that_misses_the_tolerance_is_refused_and_nothing_is_written(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "refused.onnx"
+    assert export_main(["--ce", "off", "--tolerance", "0", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "refusing the export: it deviates from the PyTorch maps by" in err and "> 0" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_single_student_diagnostic_network_is_refused_with_the_reason():
+    net = load_default_model()
+    net.head_students = (True, False)
+    with pytest.raises(ExportError, match="only one student"):
+        export_network(net)
+
+
+def _reference_frames(reference_dir: Path):
+    import cv2
+    rgb = sorted((reference_dir / "seq" / "rgb").iterdir())
+    tir = sorted((reference_dir / "seq" / "tir").iterdir())
+    read = lambda p: cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)  # noqa: E731
+    return [(read(a), read(b)) for a, b in zip(rgb, tir)]
+
+
+def _track(tracker, frames, box) -> np.ndarray:
+    boxes = [tracker.initialize(frames[0][0], frames[0][1], box).box]
+    boxes += [tracker.track(rgb, tir).box for rgb, tir in frames[1:]]
+    return np.asarray(boxes)
+
+
+@pytest.mark.slow
+def test_the_tracker_on_each_cpu_back_end_reproduces_the_reference_boxes_within_1e_2_px(reference_dir, backend):
+    expected = np.loadtxt(reference_dir / "tracker_boxes.txt", delimiter=",", comments="#")
+    frames = _reference_frames(reference_dir)
+    tracker = build_tracker(TrackerSpec(checkpoint=reference_dir / "ckd_small.pth.tar", num_heads=4,
+                                        backend=backend))
+    assert type(tracker.net).__name__ == "OnnxNetwork" and tracker.net.backend == backend
+    boxes = _track(tracker, frames, list(expected[0]))
+    assert boxes.shape == expected.shape
+    assert np.abs(boxes - expected).max() <= 1e-2
+
+
+@pytest.mark.slow
+def test_an_exported_file_runs_as_the_checkpoint_and_its_schedule_cannot_be_overridden(tmp_path, backend):
+    from ckd_ros.data.synthetic import generate_sequence
+    from ckd_ros.tracking import CandidateElimination
+
+    path = tmp_path / "demo.onnx"
+    assert export_main(["--ce", "mce", "-o", str(path)]) == 0
+    seq = generate_sequence(3, "normal", num_frames=12, size=(320, 256))
+    exact = build_tracker(TrackerSpec(candidate_elimination=CandidateElimination("on")))
+    onnx = build_tracker(TrackerSpec(checkpoint=path, backend=backend))
+    frames = list(zip(seq.rgb, seq.thermal))
+    assert np.abs(_track(onnx, frames, seq.boxes[0]) - _track(exact, frames, seq.boxes[0])).max() <= 1e-2
+    with pytest.raises(ValueError, match="part of the exported graph"):
+        build_tracker(TrackerSpec(checkpoint=path, backend=backend, candidate_elimination=CandidateElimination("off")))
+    with pytest.raises(ValueError, match="backend onnxruntime, openvino or tensorrt"):
+        build_tracker(TrackerSpec(checkpoint=path))
+
+
+def test_a_graph_is_refused_a_template_mask_other_than_its_own(small_exports):
+    _need("onnxruntime")
+    net = load_backend("onnxruntime", small_exports[True])
+    inputs = seeded_inputs(net.config, 1)
+    with pytest.raises(ValueError, match="template mask 'ctr_point' built in"):
+        net(*inputs, ce_template_mask=None)
+
+
+def test_back_end_choices_that_cannot_run_say_what_to_do_before_any_weights_are_read(tmp_path):
+    missing = tmp_path / "never_read.pth.tar"   # the check comes first: the file need not exist
+    with pytest.raises(ValueError, match="backend must be one of torch, onnxruntime, openvino, tensorrt"):
+        build_tracker(TrackerSpec(checkpoint=missing, backend="tflite"))
+    with pytest.raises(BackendUnavailableError, match="precision must be exact or fp32, got 'int8'"):
+        build_tracker(TrackerSpec(checkpoint=missing, backend=_need("onnxruntime"), precision="int8"))
+    # TensorRT on the CPU: without the package the install command is named, with it the device
+    with pytest.raises(BackendUnavailableError, match="pip install tensorrt|builds an engine for an NVIDIA GPU"):
+        build_tracker(TrackerSpec(checkpoint=missing, backend="tensorrt", precision="fp16"))
+    with pytest.raises(BackendUnavailableError, match="openvino runs on the CPU|pip install openvino"):
+        check_backend("openvino", "cuda:0")
+
+
+@pytest.mark.parametrize("package", CPU_BACKENDS)
+def test_a_missing_package_fails_the_build_naming_the_pip_install(package):
+    # a fresh interpreter in which the package cannot be imported, as on a machine without it
+    code = (f"import sys; sys.modules[{package!r}] = None\n"
+            "from ckd_ros.tracking import TrackerSpec, build_tracker\n"
+            "from ckd_ros.model.backends import BackendUnavailableError\n"
+            "try:\n"
+            f"    build_tracker(TrackerSpec(backend={package!r}))\n"
+            "except BackendUnavailableError as e:\n"
+            "    print('REFUSED', e)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"REFUSED backend {package} needs the Python package {package}, which is not installed" in done.stdout
+    assert f"pip install {package}" in done.stdout
