@@ -110,22 +110,23 @@ def p90(xs: list[float]) -> float:
 
 
 TORCH_PATHS = ("exact", "fp32", "int8", "bf16", "fp16")
-BACKEND_PATHS = ("onnxruntime", "openvino", "tensorrt")
-# the precision each back end runs with: the float32 graph, TensorRT as an fp16 engine
-BACKEND_PRECISION = {"onnxruntime": "fp32", "openvino": "fp32", "tensorrt": "fp16"}
+# path -> (back end, precision): the float32 graph, ONNX Runtime also with int8 weights, TensorRT as fp16 engine
+BACKEND_OF = {"onnxruntime": ("onnxruntime", "fp32"), "onnxruntime-int8": ("onnxruntime", "int8"),
+              "openvino": ("openvino", "fp32"), "tensorrt": ("tensorrt", "fp16")}
+BACKEND_PATHS = tuple(BACKEND_OF)
 
 
 def paths_for(device: torch.device) -> list[str]:
     """Torch paths for the device, then every back end that can run on it here."""
     paths = ["exact", "fp32", "int8", "bf16"] if device.type == "cpu" else ["exact", "fp32", "fp16", "bf16"]
-    return paths + [b for b in BACKEND_PATHS if backend_error(b, device, BACKEND_PRECISION[b]) is None]
+    return paths + [p for p, (b, prec) in BACKEND_OF.items() if backend_error(b, device, prec) is None]
 
 
 def backend_variants(net: CKDNet, paths: list[str], schedules: list[tuple[str, ModelConfig]],
-                     device: torch.device, log: Callable[[str], None]) -> dict[tuple[str, str], tuple]:
-    """(back end, CE name) -> (module, graph MiB): one checked export per schedule, shared by the back ends."""
+                     device: torch.device, log: Callable[[str], None]) -> dict[tuple[str, str], torch.nn.Module]:
+    """(path, CE name) -> module: one checked export per schedule, shared by the back ends."""
     wanted = [p for p in paths if p in BACKEND_PATHS]
-    out: dict[tuple[str, str], tuple] = {}
+    out: dict[tuple[str, str], torch.nn.Module] = {}
     if not wanted:
         return out
     for ce_name, cfg in schedules:
@@ -133,10 +134,10 @@ def backend_variants(net: CKDNet, paths: list[str], schedules: list[tuple[str, M
         model = exported(with_ce_schedule(net, cfg), log=log)
         log(f"# exported the CE-{ce_name} graph ({len(model.onnx_bytes) / 2 ** 20:.0f} MiB) in "
             f"{time.perf_counter() - t0:.1f} s")
-        for b in wanted:
-            out[(b, ce_name)] = (load_backend(b, model, device, BACKEND_PRECISION[b],
-                                              threads=torch.get_num_threads() if device.type == "cpu" else None),
-                                 len(model.onnx_bytes) / 2 ** 20)
+        for p in wanted:
+            b, precision = BACKEND_OF[p]
+            out[(p, ce_name)] = load_backend(b, model, device, precision,
+                                             threads=torch.get_num_threads() if device.type == "cpu" else None)
         del model
     return out
 
@@ -168,7 +169,7 @@ def run(device: torch.device, iters: int, warmup: int, paths: list[str], compile
         mask = ctr_point_mask(cfg, 1, device) if cfg.ce_loc else None
         for path in paths:
             if path in BACKEND_PATHS:
-                variants.append((path, ce_name, cfg, backends[(path, ce_name)][0], mask))
+                variants.append((path, ce_name, cfg, backends[(path, ce_name)], mask))
                 continue
             mod = with_ce_schedule(base[path], cfg)
             if compile and path != "exact":
@@ -184,7 +185,7 @@ def run(device: torch.device, iters: int, warmup: int, paths: list[str], compile
         for path, ce_name, cfg, mod, mask in variants:  # memory + deviation check, also the first warm-up
             peak, out = activation_peak_mib(lambda: mod(*inputs, ce_template_mask=mask), device)
             if path in BACKEND_PATHS:  # the runtime's own memory is invisible to torch: graph size, no peak
-                memory[(path, ce_name)] = (backends[(path, ce_name)][1], None)
+                memory[(path, ce_name)] = (backends[(path, ce_name)].graph_mib, None)
             else:
                 memory[(path, ce_name)] = (weights_mib(base[path]), peak)
             if ce_name not in refs:
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters", type=int, default=None, help="timed iterations per variant (default 20; short 2)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed iterations after the deviation check (default 2; short 0)")
     ap.add_argument("--paths", default=None,
-                    help="comma list of exact,fp32,int8,bf16,fp16 and back ends onnxruntime,openvino,tensorrt "
+                    help="comma list of exact,fp32,int8,bf16,fp16 and back ends onnxruntime,onnxruntime-int8,openvino,tensorrt "
                     "(default: all that apply to the device and are installed)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the fast paths (CUDA: with CUDA graphs)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         ap.error(f"unknown path(s) {bad}")
     for p in paths:
-        problem = backend_error(p, device, BACKEND_PRECISION[p]) if p in BACKEND_PATHS else None
+        problem = backend_error(BACKEND_OF[p][0], device, BACKEND_OF[p][1]) if p in BACKEND_PATHS else None
         if problem:
             print(f"ckd bench: {problem}", file=sys.stderr)
             return 2

@@ -5,7 +5,8 @@ Every back end gives a module with CKDNet's call signature and its ``score_map``
 and its decoding stay the same; only the network call differs.
 
 * ``torch``: :func:`ckd_ros.model.optimize` (every precision).
-* ``onnxruntime``: CPU execution provider on the CPU; on CUDA the CUDA provider (``pip install
+* ``onnxruntime``: CPU execution provider on the CPU (precision int8: the graph's MatMul weights quantised
+  to int8 per channel, dynamic activations); on CUDA the CUDA provider (``pip install
   onnxruntime-gpu``), the TensorRT provider first when asked for and present.
 * ``openvino``: the CPU plug-in in float32 (its default on CPUs with bf16 units would be bf16).
 * ``tensorrt``: an engine built from the ONNX graph on the target GPU (fp16 unless precision fp32), cached
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import os
 import re
 import warnings
@@ -37,8 +39,8 @@ ONNX_BACKENDS: tuple[str, ...] = BACKENDS[1:]
 _PACKAGE = {"onnxruntime": ("onnxruntime", "pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA)"),
             "openvino": ("openvino", "pip install openvino"),
             "tensorrt": ("tensorrt", "pip install tensorrt (needs an NVIDIA driver and CUDA 12 or newer)")}
-# the graph is float32: these precisions name it (exact and fp32 are the same graph)
-_PRECISIONS = {"torch": None, "onnxruntime": ("exact", "fp32"), "openvino": ("exact", "fp32"),
+# the graph is float32: exact and fp32 name it; ONNX Runtime also runs it with int8 weights (CPU)
+_PRECISIONS = {"torch": None, "onnxruntime": ("exact", "fp32", "int8"), "openvino": ("exact", "fp32"),
                "tensorrt": ("fp16", "fp32")}
 
 
@@ -72,8 +74,11 @@ def backend_error(backend: str, device: torch.device | str, precision: str = "ex
     allowed = _PRECISIONS[backend]
     if precision not in allowed:
         return (f"backend {backend} runs the exported float32 graph{' as an engine' if backend == 'tensorrt' else ''}:"
-                f" precision must be {' or '.join(allowed)}, got {precision!r} (int8 / bf16 are torch back-end paths)")
+                f" precision must be {' or '.join(allowed)}, got {precision!r} (the other precisions are torch "
+                "back-end paths)")
     kind = torch.device(device).type
+    if precision == "int8" and kind != "cpu":
+        return f"backend {backend} with precision int8 runs on the CPU; got device {device}"
     if backend == "openvino" and kind != "cpu":
         return f"backend openvino runs on the CPU here; got device {device} (use device cpu, or onnxruntime / tensorrt)"
     if backend == "tensorrt" and kind != "cuda":
@@ -95,6 +100,28 @@ def check_backend(backend: str, device: torch.device | str, precision: str = "ex
 
 # ---------------------------------------------------------------------------------------------------------
 # runners: feed dict of numpy arrays (CPU) or torch tensors (CUDA) -> outputs in graph order
+
+def quantize_int8(onnx_bytes: bytes) -> bytes:
+    """The graph with every MatMul / Gemm weight quantised to int8 per output channel and activations
+    quantised per call (ONNX Runtime's dynamic quantisation; the counterpart of the torch int8 path)."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    with tempfile.TemporaryDirectory(prefix="ckd_int8_") as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(onnx_bytes)
+        # its root-logger hint to run shape pre-processing does not apply: every shape here is static
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        try:
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=["MatMul", "Gemm"])
+        finally:
+            logging.disable(previous)
+        model = onnx.load(str(dst))
+    return model.SerializeToString()
+
 
 def cpu_runner(backend: str, onnx_bytes: bytes, threads: int | None = None) -> Callable[[dict], list[np.ndarray]]:
     """A CPU session for ``onnx_bytes``: ``run({input name: float32 array}) -> [output arrays]``."""
@@ -271,15 +298,18 @@ class OnnxNetwork(nn.Module):
         check_backend(backend, device, precision)
         self.backend, self.metadata, self.config = backend, metadata, metadata.config
         self._device = device
-        self.precision = "fp16" if backend == "tensorrt" and precision == "fp16" else "fp32"
+        self.precision = precision if precision in ("fp16", "int8") else "fp32"
         self._names = metadata.outputs
         if device.type == "cpu":
+            if self.precision == "int8":
+                onnx_bytes = quantize_int8(onnx_bytes)
             self._run: Callable = cpu_runner(backend, onnx_bytes, threads)
         elif backend == "onnxruntime":
             cache = Path(model_path).parent if model_path else None
             self._run = _OrtCuda(onnx_bytes, device, tensorrt_provider, cache)
         else:
             self._run = _TensorRT(onnx_bytes, device, precision, model_path)
+        self.graph_mib = len(onnx_bytes) / 2 ** 20   # the graph the runtime was given (int8: the quantised one)
         self._ctr = None
         if metadata.template_mask == "ctr_point":
             from .mce import ctr_point_mask
