@@ -262,3 +262,16 @@ def test_the_tracker_on_a_gpu_back_end_follows_the_reference_boxes(reference_dir
                                         backend=backend))
     boxes = _track(tracker, _reference_frames(reference_dir), list(expected[0]))
     assert np.abs(boxes - expected).max() <= tolerance
+
+
+def test_the_engine_cache_name_changes_with_gpu_tensorrt_version_graph_and_precision(tmp_path):
+    from ckd_ros.model.backends import engine_path
+    model = tmp_path / "ckd.onnx"
+    base = engine_path(model, b"graph", "fp16", "NVIDIA H100 80GB HBM3", "10.9.0")
+    assert base.parent == tmp_path and base.name.startswith("ckd.onnx.nvidia-h100-80gb-hbm3.trt10.9.0.")
+    assert base.name.endswith(".fp16.engine")
+    others = {engine_path(model, b"graph", "fp16", "NVIDIA L4", "10.9.0"),
+              engine_path(model, b"graph", "fp16", "NVIDIA H100 80GB HBM3", "10.10.0"),
+              engine_path(model, b"other graph", "fp16", "NVIDIA H100 80GB HBM3", "10.9.0"),
+              engine_path(model, b"graph", "fp32", "NVIDIA H100 80GB HBM3", "10.9.0")}
+    assert len(others) == 4 and base not in others

@@ -279,7 +279,8 @@ def _trt_logger(trt: Any, sink: list[str]) -> Any:
             trt.ILogger.__init__(self)
 
         def log(self, severity: Any, msg: str) -> None:
-            if severity <= trt.ILogger.Severity.WARNING:
+            if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR,
+                            trt.ILogger.Severity.WARNING):
                 sink.append(f"[{severity.name}] {msg}")
     return _Logger()
 
