@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "score": ("ckd_ros.evaluation.cli", "score_main", "score result folders with a benchmark's official rules"),
     "train": ("ckd_ros.training.cli", "main", "train CKD (coupled knowledge distillation)"),
     "bench": ("ckd_ros.model.bench", "main", "benchmark the network forward"),
+    "export": ("ckd_ros.model.export", "main", "export the network as ONNX (checked against PyTorch)"),
 }
 
 

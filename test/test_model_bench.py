@@ -37,18 +37,26 @@ def test_short_benchmark_prints_latency_fps_memory_and_ratios_for_every_path(tmp
     assert "fp32 matmul 2048x2048:" in text
     rows = parse_table(text)
     assert [c.strip() for c in text.splitlines()[3].strip("|").split("|")] == list(COLUMNS)
-    assert {(r["path"], r["CE"]) for r in rows} == {(p, ce) for p in ("exact", "fp32", "int8", "bf16")
-                                                    for ce in ("off", "MCE")}
+    from ckd_ros.model.backends import backend_error
+    backends = [p for p, b, prec in (("onnxruntime", "onnxruntime", "fp32"), ("onnxruntime-int8", "onnxruntime", "int8"),
+                                     ("openvino", "openvino", "fp32")) if backend_error(b, "cpu", prec) is None]
+    paths = ("exact", "fp32", "int8", "bf16", *backends)
+    assert {(r["path"], r["CE"]) for r in rows} == {(p, ce) for p in paths for ce in ("off", "MCE")}
     for r in rows:
         median, p90, fps = float(r["median ms"]), float(r["p90 ms"]), float(r["FPS"])
         assert 0 < median <= p90 and fps == pytest.approx(1000 / median, rel=0.02, abs=0.006)
         assert float(r["GFLOP"]) == pytest.approx(123.1 if r["CE"] == "off" else 90.0, abs=0.1)
-        assert float(r["weights MiB"]) > 100 and float(r["act. peak MiB"]) > 0 and float(r["x matmul"]) > 0
+        assert float(r["weights MiB"]) > 100 and float(r["x matmul"]) > 0
+        # a back end's runtime allocates outside torch's view: no activation peak is claimed for it
+        assert r["act. peak MiB"] == "n/a" if r["path"] in backends else float(r["act. peak MiB"]) > 0
+    for r in rows:
+        if r["path"] in ("onnxruntime", "openvino"):  # the exported float32 graph computes the exact maps
+            assert float(r["max dev maps"]) <= 1e-4, r
     exact = [r for r in rows if r["path"] == "exact"]
     assert all(float(r["max dev maps"]) == 0.0 for r in exact)
     assert "MCE / CE-off" in text and "fp32 / exact" in text and "int8 / exact" in text
     result = json.loads(out_json.read_text())
-    assert result["matmul_gflops"] > 0 and len(result["rows"]) == 8
+    assert result["matmul_gflops"] > 0 and len(result["rows"]) == 2 * len(paths)
     assert format_table(result) == text.rstrip("\n")
 
 

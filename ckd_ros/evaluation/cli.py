@@ -93,6 +93,9 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     p.add_argument("--precision", default="exact", help="network arithmetic: exact (the reference's, default), "
                    "fp32, int8, bf16, fp16 (see ckd_ros.model.optimize)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "openvino", "tensorrt"],
+                   help="what runs the network: torch (default) or the exported ONNX graph under onnxruntime, "
+                        "openvino (CPU) or tensorrt (fp16 engine, --precision fp16)")
     p.add_argument("--tracker-name", default="CKD", help="name used in result file names where the benchmark wants it")
     p.add_argument("--shard", default="0/1", help="i/n: run only the i-th of n deterministic shares of the sequences")
     p.add_argument("--sequences", type=Path, default=None, help="file listing the sequences to run (one a line)")
@@ -113,7 +116,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     try:
         shard = parse_shard(args.shard)
         cfg = EvalConfig(benchmark=args.benchmark, root=args.root, out=args.out, checkpoint=args.checkpoint,
-                         device=args.device, precision=args.precision, tracker_name=args.tracker_name, shard=shard,
+                         device=args.device, precision=args.precision, backend=args.backend, tracker_name=args.tracker_name, shard=shard,
                          sequences=read_name_list(args.sequences) if args.sequences else None,
                          max_frames=args.max_frames, overwrite=args.overwrite, progress=not args.no_progress,
                          thermal_depth=args.thermal_depth)

@@ -27,6 +27,7 @@ class EvalConfig:
     checkpoint: Path | None = None
     device: str = "cpu"
     precision: str = "exact"
+    backend: str = "torch"          # torch | onnxruntime | openvino | tensorrt (ckd_ros.model.backends)
     tracker_name: str = "CKD"
     shard: tuple[int, int] = (0, 1)
     sequences: list[str] | None = None
@@ -112,7 +113,7 @@ def build_tracker(cfg: EvalConfig):
     from ckd_ros.tracking import build_tracker as build
 
     return build(TrackerSpec(checkpoint=cfg.checkpoint, device=cfg.device, precision=cfg.precision,
-                             tracker=cfg.tracker_config or TrackerConfig()))
+                             backend=cfg.backend, tracker=cfg.tracker_config or TrackerConfig()))
 
 
 def benchmark_sequences(rules: BenchmarkRules, root: Path, names: list[str] | None = None,

@@ -2,7 +2,9 @@
 
 Measures, in one run: the fp32 2048x2048 matmul rate of this machine, then the paper network (ViT-B/16,
 weights regenerated from the reference seed, no file needed) with candidate elimination off and with MCE,
-for the exact path and every fast path that applies to the device. Prints median / p90 latency, FPS, peak
+for the exact path, every fast path that applies to the device and every inference back end installed
+(the exported ONNX graph under ONNX Runtime and OpenVINO on the CPU; ONNX Runtime's CUDA provider and a
+TensorRT fp16 engine on CUDA; ckd_ros.model.backends), all timed round-robin in one run. Prints median / p90 latency, FPS, peak
 memory, GFLOP/s, the ratio to the matmul rate, each path's deviation from the exact float32 maps, and the
 ratios MCE / CE-off and path / exact.
 """
@@ -23,6 +25,7 @@ from typing import Callable
 import torch
 
 from ckd_ros.model import CKDNet, ModelConfig, ctr_point_mask, seeded_state_dict
+from ckd_ros.model.backends import backend_error, exported, load_backend
 from ckd_ros.model.fast import build_paths, with_ce_schedule
 from ckd_ros.model.flops import forward_flops
 
@@ -40,7 +43,7 @@ class Row:
     gflops: float
     vs_matmul: float
     weights_mib: float
-    act_peak_mib: float
+    act_peak_mib: float | None  # None: a back end's runtime allocates outside torch's view
     max_dev_maps: float  # max |Δ| over score/size/offset maps vs the exact float32 forward
     max_dev_box_px: float  # max |Δ| of pred_boxes in pixels of the 256-px search crop
     iters: int
@@ -106,8 +109,37 @@ def p90(xs: list[float]) -> float:
     return s[min(len(s) - 1, math.ceil(0.9 * len(s)) - 1)]
 
 
+TORCH_PATHS = ("exact", "fp32", "int8", "bf16", "fp16")
+# path -> (back end, precision): the float32 graph, ONNX Runtime also with int8 weights, TensorRT as fp16 engine
+BACKEND_OF = {"onnxruntime": ("onnxruntime", "fp32"), "onnxruntime-int8": ("onnxruntime", "int8"),
+              "openvino": ("openvino", "fp32"), "tensorrt": ("tensorrt", "fp16")}
+BACKEND_PATHS = tuple(BACKEND_OF)
+
+
 def paths_for(device: torch.device) -> list[str]:
-    return ["exact", "fp32", "int8", "bf16"] if device.type == "cpu" else ["exact", "fp32", "fp16", "bf16"]
+    """Torch paths for the device, then every back end that can run on it here."""
+    paths = ["exact", "fp32", "int8", "bf16"] if device.type == "cpu" else ["exact", "fp32", "fp16", "bf16"]
+    return paths + [p for p, (b, prec) in BACKEND_OF.items() if backend_error(b, device, prec) is None]
+
+
+def backend_variants(net: CKDNet, paths: list[str], schedules: list[tuple[str, ModelConfig]],
+                     device: torch.device, log: Callable[[str], None]) -> dict[tuple[str, str], torch.nn.Module]:
+    """(path, CE name) -> module: one checked export per schedule, shared by the back ends."""
+    wanted = [p for p in paths if p in BACKEND_PATHS]
+    out: dict[tuple[str, str], torch.nn.Module] = {}
+    if not wanted:
+        return out
+    for ce_name, cfg in schedules:
+        t0 = time.perf_counter()
+        model = exported(with_ce_schedule(net, cfg), log=log)
+        log(f"# exported the CE-{ce_name} graph ({len(model.onnx_bytes) / 2 ** 20:.0f} MiB) in "
+            f"{time.perf_counter() - t0:.1f} s")
+        for p in wanted:
+            b, precision = BACKEND_OF[p]
+            out[(p, ce_name)] = load_backend(b, model, device, precision,
+                                             threads=torch.get_num_threads() if device.type == "cpu" else None)
+        del model
+    return out
 
 
 def seeded_inputs(config: ModelConfig, device: torch.device) -> list[torch.Tensor]:
@@ -127,13 +159,18 @@ def run(device: torch.device, iters: int, warmup: int, paths: list[str], compile
     net.load_state_dict(seeded_state_dict(config, WEIGHT_SEED))
     net = net.to(device).eval()
     inputs = seeded_inputs(config, device)
-    base = build_paths(net, paths)
+    base = build_paths(net, [p for p in paths if p not in BACKEND_PATHS])
     log(f"# built ViT-B CKDNet (seeded weights) and paths {paths} in {time.perf_counter() - t0:.1f} s")
     mce_cfg = config.with_ce((3, 6, 9), 0.7)
+    schedules = [("off", config), ("MCE", mce_cfg)]
+    backends = backend_variants(net, paths, schedules, device, log)
     variants = []  # (path, ce name, config, module, mask)
-    for ce_name, cfg in (("off", config), ("MCE", mce_cfg)):
+    for ce_name, cfg in schedules:
         mask = ctr_point_mask(cfg, 1, device) if cfg.ce_loc else None
         for path in paths:
+            if path in BACKEND_PATHS:
+                variants.append((path, ce_name, cfg, backends[(path, ce_name)], mask))
+                continue
             mod = with_ce_schedule(base[path], cfg)
             if compile and path != "exact":
                 mod = torch.compile(mod, mode="reduce-overhead" if device.type == "cuda" else None)
@@ -147,7 +184,10 @@ def run(device: torch.device, iters: int, warmup: int, paths: list[str], compile
         refs = {}
         for path, ce_name, cfg, mod, mask in variants:  # memory + deviation check, also the first warm-up
             peak, out = activation_peak_mib(lambda: mod(*inputs, ce_template_mask=mask), device)
-            memory[(path, ce_name)] = (weights_mib(base[path]), peak)
+            if path in BACKEND_PATHS:  # the runtime's own memory is invisible to torch: graph size, no peak
+                memory[(path, ce_name)] = (backends[(path, ce_name)].graph_mib, None)
+            else:
+                memory[(path, ce_name)] = (weights_mib(base[path]), peak)
             if ce_name not in refs:
                 refs[ce_name] = out if path == "exact" else \
                     with_ce_schedule(net, cfg)(*inputs, ce_template_mask=mask)
@@ -210,7 +250,7 @@ def format_table(result: dict) -> str:
     for r in result["rows"]:
         lines.append(f"| {r['path']} | {r['ce']} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | {r['fps']:.2f} | "
                      f"{r['gflop']:.1f} | {r['gflops']:.1f} | {r['vs_matmul']:.3f} | {r['weights_mib']:.0f} | "
-                     f"{r['act_peak_mib']:.1f} | "
+                     f"{'n/a' if r['act_peak_mib'] is None else format(r['act_peak_mib'], '.1f')} | "
                      f"{r['max_dev_maps']:.2e} | {r['max_dev_box_px']:.2e} |")
     by = {(r["path"], r["ce"]): r for r in result["rows"]}
     lines.append("")
@@ -235,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters", type=int, default=None, help="timed iterations per variant (default 20; short 2)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed iterations after the deviation check (default 2; short 0)")
     ap.add_argument("--paths", default=None,
-                    help="comma list of exact,fp32,int8,bf16,fp16 (default: all that apply to the device)")
+                    help="comma list of exact,fp32,int8,bf16,fp16 and back ends onnxruntime,onnxruntime-int8,openvino,tensorrt "
+                    "(default: all that apply to the device and are installed)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the fast paths (CUDA: with CUDA graphs)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args(argv)
@@ -253,9 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.compile and not args.short:
         warmup = max(warmup, 3)  # compiled graphs (and CUDA graphs) are recorded during the first calls
     paths = args.paths.split(",") if args.paths else paths_for(device)
-    bad = [p for p in paths if p not in ("exact", "fp32", "int8", "bf16", "fp16")]
+    bad = [p for p in paths if p not in TORCH_PATHS + BACKEND_PATHS]
     if bad:
         ap.error(f"unknown path(s) {bad}")
+    for p in paths:
+        problem = backend_error(BACKEND_OF[p][0], device, BACKEND_OF[p][1]) if p in BACKEND_PATHS else None
+        if problem:
+            print(f"ckd bench: {problem}", file=sys.stderr)
+            return 2
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731  progress; the table goes to stdout
     result = run(device, iters, warmup, paths, compile=args.compile, log=log)
     result.update(iters=iters, warmup=warmup, short=args.short, command=" ".join(sys.argv))

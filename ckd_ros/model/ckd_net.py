@@ -43,7 +43,8 @@ class CKDNet(nn.Module):
                               ("search_rgb", search_rgb, c.search_size), ("search_tir", search_tir, c.search_size)):
             if t.dim() != 4 or t.shape[1] != 3 or t.shape[2] != side or t.shape[3] != side:
                 raise ValueError(f"{name} must have shape (B, 3, {side}, {side}); got {tuple(t.shape)}")
-        if len({template_rgb.shape[0], template_tir.shape[0], search_rgb.shape[0], search_tir.shape[0]}) != 1:
+        # int(): under ONNX tracing sizes are traced values, each a distinct object in a set
+        if len({int(t.shape[0]) for t in (template_rgb, template_tir, search_rgb, search_tir)}) != 1:
             raise ValueError("all four inputs must have the same batch size")
 
     def head_input(self, feat: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ckd_ros.model import PRECISIONS, device_error
+from ckd_ros.model.backends import BACKENDS
 from ckd_ros.tracking import (CandidateElimination, RegistrationConfig, StatusConfig, ThermalGainConfig,
                               TrackerConfig, TrackerSpec, box_problem)
 from ckd_ros.tracking.registration import validate_homography
@@ -79,7 +80,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("autostart", True, "configure and activate on start (robots without a lifecycle manager)",
                   "startup"),
     # model / tracker
-    ParameterSpec("checkpoint", "", "CKD checkpoint (.pth.tar, official layout); empty = the embedded default model",
+    ParameterSpec("checkpoint", "", "CKD checkpoint (.pth.tar, official layout; or .onnx from `ckd export` for the ONNX back ends); "
+                  "empty = the embedded default model",
                   "configure"),
     ParameterSpec("device", "auto", "torch device: auto (cuda:0 when available, else cpu), cpu, cuda, cuda:N",
                   "configure", validator=_device),
@@ -87,6 +89,11 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "network arithmetic (ckd_ros.model.optimize): exact (the reference's), fp32 (stacked students, "
                   "fused attention), int8 (CPU), bf16, fp16 (CUDA)",
                   "configure", choices=PRECISIONS),
+    ParameterSpec("backend", "torch",
+                  "what runs the network: torch, or the exported ONNX graph under onnxruntime (CPU; CUDA with "
+                  "onnxruntime-gpu), openvino (CPU) or tensorrt (fp16 engine, cached next to the model); "
+                  "configure fails naming the package to install when it is missing",
+                  "configure", choices=BACKENDS),
     ParameterSpec("candidate_elimination.mode", "checkpoint",
                   "MCE candidate elimination: checkpoint (as stored), off, on (layers/keep_ratio below)",
                   "configure", choices=("checkpoint", "off", "on")),
@@ -281,6 +288,7 @@ def tracker_spec(values: dict[str, Any]) -> TrackerSpec:
         calibration=values["status.calibration"] or None,
         device=values["device"],
         precision=values["precision"],
+        backend=values["backend"],
         candidate_elimination=CandidateElimination(
             mode=values["candidate_elimination.mode"], layers=tuple(values["candidate_elimination.layers"]),
             keep_ratio=float(values["candidate_elimination.keep_ratio"])),

@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device: auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--precision", default="exact", choices=PRECISIONS,
                    help="network arithmetic (exact = the reference's; see ckd_ros.model.optimize)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "openvino", "tensorrt"],
+                   help="what runs the network: torch, or the exported ONNX graph (a .onnx --checkpoint from "
+                   "`ckd export`, or the checkpoint exported on the fly) under onnxruntime, openvino (CPU) or "
+                   "tensorrt (fp16 engine, --precision fp16)")
     p.add_argument("--output", default="results/track", help="output folder")
     p.add_argument("--name", help="result file name (default: the sequence folder / RGB video name)")
     p.add_argument("--result-format", choices=["reference", "float"], default="reference")
@@ -106,8 +110,8 @@ def tracker_spec(args: argparse.Namespace):
                                         on_size_mismatch=args.on_size_mismatch),
         lost_search=LostSearchConfig(enabled=args.lost_search))
     return TrackerSpec(checkpoint=args.checkpoint or None, device=args.device, precision=args.precision,
-                       num_heads=args.num_heads, candidate_elimination=elimination, tracker=config,
-                       calibration=args.calibration or None)
+                       backend=args.backend, num_heads=args.num_heads, candidate_elimination=elimination,
+                       tracker=config, calibration=args.calibration or None)
 
 
 def run(args: argparse.Namespace) -> dict[str, Path]:

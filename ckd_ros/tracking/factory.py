@@ -16,6 +16,8 @@ import numpy as np
 
 from ckd_ros.model import (CKDNet, check_precision, default_checkpoint_path, load_checkpoint, optimize,
                            resolve_device)
+from ckd_ros.model.backends import BACKENDS, OnnxModel, check_backend, exported, load_backend
+from ckd_ros.model.export import template_mask_name
 
 from .calibration import load_calibration, load_for_checkpoint, resolve_calibration
 from .tracker import CKDTracker, TrackerConfig
@@ -60,6 +62,9 @@ class TrackerSpec:
     checkpoint: str | Path | None = None     # None or "": the embedded demonstration model
     device: str = "cpu"                      # auto | cpu | cuda | cuda:N
     precision: str = "exact"                 # exact | fp32 | int8 | bf16 | fp16 (ckd_ros.model.optimize)
+    # torch | onnxruntime | openvino | tensorrt (ckd_ros.model.backends): what runs the network's forward;
+    # a .onnx checkpoint (from `ckd export`) runs as it is, a .pth.tar one is exported and checked first
+    backend: str = "torch"
     num_heads: int | None = None             # for checkpoints without an embedded config and non-64-wide heads
     candidate_elimination: CandidateElimination = field(default_factory=CandidateElimination)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -85,26 +90,62 @@ class TrackerSpec:
             return None
         return resolve_calibration(self.calibration, self.checkpoint_path)
 
+    @property
+    def is_onnx(self) -> bool:
+        return self.checkpoint_path.suffix.lower() == ".onnx"
+
 
 def build_tracker(spec: TrackerSpec, net: CKDNet | None = None) -> CKDTracker:
     """A ready :class:`CKDTracker` for ``spec``. ``net``: an already built network to use instead of
     loading ``spec.checkpoint`` (seeded benchmark models, training's evaluation); the rest of ``spec``
     applies to it as to a loaded one."""
     device = resolve_device(spec.device)
-    check_precision(spec.precision, device)   # before the weights are read: a wrong choice fails fast
+    # before the weights are read: a wrong choice (or a back end that is not installed) fails fast
+    if spec.backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {spec.backend!r}")
+    if spec.backend == "torch":
+        check_precision(spec.precision, device)
+    else:
+        check_backend(spec.backend, device, spec.precision)
     config = spec.tracker
     calibration = spec.calibration_path(given_net=net is not None)
     if calibration is not None:   # before the weights: a wrong file fails fast
         loaded = load_calibration(calibration) if net is not None else \
             load_for_checkpoint(calibration, spec.checkpoint_path)
         config = dataclasses.replace(config, status=loaded.status)
-    if net is None:
-        net = load_checkpoint(spec.checkpoint_path, num_heads=spec.num_heads)
-    spec.candidate_elimination.apply(net)
-    tracker = CKDTracker(optimize(net.to(device), spec.precision), config, device=device)
+    if net is None and spec.is_onnx:
+        network = _onnx_network(spec, device)
+    else:
+        if net is None:
+            net = load_checkpoint(spec.checkpoint_path, num_heads=spec.num_heads)
+        spec.candidate_elimination.apply(net)
+        if spec.backend == "torch":
+            network = optimize(net.to(device), spec.precision)
+        else:
+            model = exported(net, template_mask_name(net.config, spec.tracker.ce_template_mask),
+                             path=None if spec.uses_embedded_model else spec.checkpoint_path)
+            network = load_backend(spec.backend, model, device, spec.precision)
+    tracker = CKDTracker(network, config, device=device)
     if spec.warm_up:
         warm_up(tracker)
     return tracker
+
+
+def _onnx_network(spec: TrackerSpec, device):
+    """An exported graph from `ckd export`: its schedule and template mask are fixed in it."""
+    path = spec.checkpoint_path
+    if spec.backend == "torch":
+        raise ValueError(f"{path} is an exported ONNX graph: run it with backend onnxruntime, openvino or "
+                         "tensorrt (backend torch reads .pth.tar checkpoints)")
+    if spec.candidate_elimination.mode != "checkpoint":
+        raise ValueError(f"candidate elimination is part of the exported graph {path}; export again with "
+                         "`ckd export --ce off|mce` instead of choosing a schedule here")
+    model = OnnxModel.read(path)
+    wanted = template_mask_name(model.metadata.config, spec.tracker.ce_template_mask)
+    if wanted != model.metadata.template_mask:
+        raise ValueError(f"{path} has the template mask {model.metadata.template_mask!r} built in, the tracker "
+                         f"configuration asks for {wanted!r}")
+    return load_backend(spec.backend, model, device, spec.precision)
 
 
 def warm_up(tracker: CKDTracker) -> None:
@@ -132,7 +173,7 @@ def describe(tracker: CKDTracker, spec: TrackerSpec) -> str:
         calibrated = (f"status UNCALIBRATED (raw peak below {status.lost_threshold} for {status.lost_patience} "
                       "frames; run `ckd calibrate` for this checkpoint)")
     return (f"{source}: embed {cfg.embed_dim}, depth {cfg.depth}, candidate elimination at {list(cfg.ce_loc)}, "
-            f"{tracker.device}, {spec.precision}, {calibrated}")
+            f"{tracker.device}, {spec.precision}, backend {spec.backend}, {calibrated}")
 
 
 __all__ = ["CandidateElimination", "TrackerSpec", "build_tracker", "warm_up", "with_tracker_config", "describe"]
