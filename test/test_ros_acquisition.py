@@ -219,7 +219,8 @@ def test_compressed_jpeg_rgb_and_16_bit_png_thermal_track_like_raw_within_the_co
         ious = [_iou(a, b) for a, b in zip(got[1:], want_raw[1:])]
         shift = max(np.hypot(a[0] + a[2] / 2 - b[0] - b[2] / 2, a[1] + a[3] / 2 - b[1] - b[3] / 2)
                     for a, b in zip(got, want_raw))
-        print(f"jpeg q90 vs raw: mean IoU {np.mean(ious):.4f}, min IoU {min(ious):.4f}, max centre shift {shift:.2f} px")
+        print(f"jpeg q90 vs raw: mean IoU {np.mean(ious):.4f}, min IoU {min(ious):.4f}, "
+              f"max centre shift {shift:.2f} px")
         assert np.mean(ious) >= 0.9 and min(ious) >= 0.75, (ious, shift)
     finally:
         probe.close()
