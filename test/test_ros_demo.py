@@ -57,3 +57,23 @@ def test_a_folder_in_no_known_layout_is_refused_with_what_was_found(tmp_path):
     (tmp_path / "seq" / "color").mkdir(parents=True)
     with pytest.raises(ValueError, match="not a known RGB-thermal sequence layout.*color"):
         FolderSequence(tmp_path / "seq")
+
+
+def test_the_synthetic_detector_reports_noisy_ground_truth_with_misses_distractors_and_false_alarms():
+    from ckd_ros.demo.detector import SyntheticDetector, SyntheticDetectorConfig
+
+    boxes = np.array([[100.0 + i, 80.0, 40.0, 60.0] for i in range(400)])
+    config = SyntheticDetectorConfig()
+    detector = SyntheticDetector(boxes, (256, 320), config, seed=3)
+    frames = [detector.detect(i) for i in range(len(boxes))]
+    assert frames[7] == SyntheticDetector(boxes, (256, 320), config, seed=3).detect(7)       # reproducible
+    hits = [[d for d in f if d[1] == "target" and d[2] >= 0.5] for f in frames]
+    assert all(len(h) <= 1 for h in hits)
+    miss_share = sum(not h for h in hits) / len(frames)
+    assert abs(miss_share - config.miss_rate) < 0.06, miss_share
+    errors = np.array([np.array(h[0][0]) - boxes[i] for i, h in enumerate(hits) if h])
+    assert 0.5 < np.abs(errors[:, 0]).mean() < 4.0              # jittered by ~5 % of a 40 px box, not exact
+    distractors = sum(any(d[1] == "distractor" for d in f) for f in frames) / len(frames)
+    false_alarms = sum(any(d[1] == "target" and d[2] < 0.5 for d in f) for f in frames) / len(frames)
+    assert abs(distractors - config.distractor_rate) < 0.08 and abs(false_alarms - config.false_alarm_rate) < 0.08
+    assert detector.detect(10_000) == [] or all(d[1] != "target" or d[2] < 0.5 for d in detector.detect(10_000))

@@ -120,3 +120,48 @@ def test_array_to_image_round_trips(encoding, pixels):
 def test_array_to_image_refuses_a_shape_that_does_not_fit_the_encoding():
     with pytest.raises(ImageConversionError, match="does not fit"):
         array_to_image(RGB, "mono8")
+
+
+# ------------------------------------------------------------------------------------- CompressedImage
+def test_compressed_rgb_and_16_bit_png_thermal_decode_to_what_was_sent():
+    from ckd_ros.ros.images import array_to_compressed, rgb_array, thermal_array
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    assert np.array_equal(rgb_array(array_to_compressed(rgb, "png")), rgb)           # lossless, RGB order
+    jpeg = rgb_array(array_to_compressed(np.full((24, 32, 3), (200, 30, 10), np.uint8), "jpeg", quality=95))
+    assert np.abs(jpeg.astype(int) - [200, 30, 10]).max() <= 4                        # lossy, not swapped
+    counts = rng.integers(2000, 60000, (24, 32), dtype=np.uint16)
+    msg = array_to_compressed(counts, "png")
+    assert msg.format == "mono16; png compressed"
+    decoded = thermal_array(msg)
+    assert decoded.dtype == np.uint16 and np.array_equal(decoded, counts)
+
+
+@pytest.mark.parametrize("fmt,fragment", [
+    ("tiff", "is not supported (accepted: jpeg, png)"),
+    ("16UC1; compressedDepth png", "not supported"),
+    ("mono16; png compressed", "16-bit images are not RGB"),
+])
+def test_refused_rgb_compressed_formats_are_named(fmt, fragment):
+    from ckd_ros.ros.images import compressed_format_problem
+    assert fragment in (compressed_format_problem(fmt, "RGB") or "")
+
+
+def test_thermal_accepts_16_bit_png_and_refuses_16_bit_jpeg():
+    from ckd_ros.ros.images import compressed_format_problem
+    assert compressed_format_problem("mono16; png compressed", "thermal") is None
+    assert compressed_format_problem("png", "thermal") is None
+    assert "JPEG cannot hold 16-bit" in compressed_format_problem("mono16; jpeg compressed mono16", "thermal")
+    assert compressed_format_problem("bgr8; jpeg compressed bgr8", "RGB") is None
+
+
+def test_corrupt_or_truncated_jpeg_is_an_error_naming_the_codec_and_size():
+    from sensor_msgs.msg import CompressedImage
+
+    from ckd_ros.ros.images import ImageConversionError, array_to_compressed, rgb_array
+    good = array_to_compressed(np.zeros((24, 32, 3), np.uint8), "jpeg")
+    for data in (b"\xff\xd8 definitely not a jpeg", bytes(good.data)[:20], b""):
+        msg = CompressedImage(format="jpeg", data=data)
+        with pytest.raises(ImageConversionError, match=f"RGB jpeg image \\({len(data)} bytes.*does not decode"):
+            rgb_array(msg)

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                     out.write(json.dumps({"stamp_ns": m.header.stamp.sec * 10**9 + m.header.stamp.nanosec,
                                           "frame_id": m.header.frame_id, "status": int(m.status), "id": m.id,
                                           "box": [m.x, m.y, m.width, m.height], "score": float(m.score),
+                                          "init_source": getattr(m, "init_source", ""),
                                           "receipt_ns": item.receipt_ns}) + "\n")
                 done_targets += len(targets)
                 out.flush()

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .ckd_net import CKDNet
-from .device import PRECISIONS, check_precision
+from .device import check_precision
 from .head import BRANCHES, CenterHead
 from .vit import LN_EPS
 

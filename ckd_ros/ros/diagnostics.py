@@ -80,6 +80,9 @@ class NodeStatistics:
     step_time: LatencyStats = field(default_factory=LatencyStats)      # tracker step (compute) time
     output_latency: LatencyStats = field(default_factory=LatencyStats)  # image stamp -> publish, node clock
     refused_encodings: dict[str, int] = field(default_factory=dict)
+    detections_rate: RateMeter = field(default_factory=RateMeter)       # detection arrays received
+    track_starts: dict[str, int] = field(default_factory=dict)         # by init source
+    detections_ignored: int = 0     # arrays looked at for a start whose detections were all refused
     conversion_errors: int = 0
     processing_errors: int = 0
     last_error: str = ""
@@ -129,6 +132,9 @@ def build_diagnostic_array(header_stamp: Any, node_name: str, hardware_id: str, 
         "step_time_p95_s": _fmt(step["p95"]),
         "latency_median_s": _fmt(latency["median"]),
         "latency_p95_s": _fmt(latency["p95"]),
+        "detections_received": str(stats.detections_rate.total),
+        "detections_ignored": str(stats.detections_ignored),
+        "track_starts": ", ".join(f"{k}={v}" for k, v in sorted(stats.track_starts.items())),
         "last_error": stats.last_error,
     }
     level, message = DiagnosticStatus.OK, "tracking" if tracking_state == "TRACKING" else tracking_state.lower()

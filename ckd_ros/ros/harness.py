@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .images import array_to_image
+from .images import array_to_compressed, array_to_image
 
 NODE_NAME = "ckd_tracker"
 
@@ -153,8 +153,11 @@ class Probe:
 
     def __init__(self, domain_id: int, tracker: str = f"/{NODE_NAME}", namespace: str = "",
                  debug_image: bool = False, name: str = "ckd_probe", reliable_cameras: bool = True,
-                 rgb_topic: str | None = None, thermal_topic: str | None = None) -> None:
-        """``namespace``: the tracker's; camera topics default to ``<namespace>/rgb/image`` etc."""
+                 rgb_topic: str | None = None, thermal_topic: str | None = None,
+                 compressed: tuple[bool, bool] = (False, False), detections_topic: str | None = None) -> None:
+        """``namespace``: the tracker's; camera topics default to ``<namespace>/rgb/image`` etc.
+        ``compressed``: (rgb, thermal) cameras publish CompressedImage on ``<topic>/compressed`` instead;
+        ``detections_topic``: publish vision_msgs/Detection2DArray there (``publish_detections``)."""
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.context import Context
@@ -179,9 +182,20 @@ class Probe:
         self.rgb_pub = self.node.create_publisher(Image, rgb_topic or f"{ns}/rgb/image", camera_qos)
         self.thermal_pub = self.node.create_publisher(Image, thermal_topic or f"{ns}/thermal/image", camera_qos)
         self.info_pub = self.node.create_publisher(CameraInfo, f"{ns}/rgb/camera_info", camera_qos)
+        from sensor_msgs.msg import CompressedImage
+        self.compressed = tuple(bool(c) for c in compressed)
+        self.rgb_compressed_pub = self.node.create_publisher(
+            CompressedImage, f"{rgb_topic or f'{ns}/rgb/image'}/compressed", camera_qos) if self.compressed[0] else None
+        self.thermal_compressed_pub = self.node.create_publisher(
+            CompressedImage, f"{thermal_topic or f'{ns}/thermal/image'}/compressed",
+            camera_qos) if self.compressed[1] else None
+        self.detections_pub = None
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.node.create_subscription(TargetState, f"{tracker}/target", self._recorder("target"), reliable)
         vision = vision_msgs_module()
+        self._vision = vision
+        if vision is not None and detections_topic is not None:
+            self.detections_pub = self.node.create_publisher(vision.Detection2DArray, detections_topic, reliable)
         if vision is not None:
             self.node.create_subscription(vision.Detection2DArray, f"{tracker}/detections",
                                           self._recorder("detections"), reliable)
@@ -226,6 +240,32 @@ class Probe:
             _header(stamp_ns if thermal_stamp_ns is None else int(thermal_stamp_ns), "camera_thermal_optical_frame")))
         return stamp_ns
 
+    def publish_compressed_pair(self, rgb: np.ndarray, thermal: np.ndarray, stamp_ns: int | None = None,
+                                rgb_codec: str = "jpeg", thermal_codec: str = "png", quality: int = 90,
+                                frame_id: str = "camera_rgb_optical_frame") -> int:
+        """Publish one pair as CompressedImage on the cameras set ``compressed`` (raw Image on the others)."""
+        stamp_ns = self.now_ns() if stamp_ns is None else int(stamp_ns)
+        if self.rgb_compressed_pub is not None:
+            self.rgb_compressed_pub.publish(array_to_compressed(rgb, rgb_codec, _header(stamp_ns, frame_id),
+                                                                quality=quality))
+        else:
+            self.rgb_pub.publish(array_to_image(rgb, "rgb8", _header(stamp_ns, frame_id)))
+        header = _header(stamp_ns, "camera_thermal_optical_frame")
+        if self.thermal_compressed_pub is not None:
+            self.thermal_compressed_pub.publish(array_to_compressed(thermal, thermal_codec, header, quality=quality))
+        else:
+            encoding = {np.dtype(np.uint16): "mono16", np.dtype(np.float32): "32FC1"}.get(
+                thermal.dtype, "mono8" if thermal.ndim == 2 else "rgb8")
+            self.thermal_pub.publish(array_to_image(thermal, encoding, header))
+        return stamp_ns
+
+    def publish_detections(self, stamp_ns: int, detections: Iterable[tuple[Iterable[float], str, float]],
+                           frame_id: str = "camera_rgb_optical_frame") -> None:
+        """A Detection2DArray for the image stamped ``stamp_ns``: (box x, y, w, h; class_id; score) each."""
+        if self.detections_pub is None:
+            raise RuntimeError("this probe was made without a detections_topic (or vision_msgs is missing)")
+        self.detections_pub.publish(build_detection_array(self._vision, _header(stamp_ns, frame_id), detections))
+
     def publish_thermal_only(self, thermal: np.ndarray, stamp_ns: int, encoding: str = "rgb8") -> None:
         self.thermal_pub.publish(array_to_image(thermal, encoding, _header(stamp_ns, "thermal")))
 
@@ -242,8 +282,15 @@ class Probe:
         rgb = np.zeros((32, 32, 3), np.uint8)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.publish_rgb_only(rgb, 1_000_000_000)
-            self.publish_thermal_only(rgb, 3_000_000_000)
+            if self.rgb_compressed_pub is not None:
+                self.rgb_compressed_pub.publish(array_to_compressed(rgb, "png", _header(1_000_000_000, "rgb")))
+            else:
+                self.publish_rgb_only(rgb, 1_000_000_000)
+            if self.thermal_compressed_pub is not None:
+                self.thermal_compressed_pub.publish(array_to_compressed(rgb[..., 0], "png",
+                                                                        _header(3_000_000_000, "thermal")))
+            else:
+                self.publish_thermal_only(rgb, 3_000_000_000)
             values = self.diagnostics_values(timeout=2.0)
             if int(values.get("rgb_received", 0)) > 0 and int(values.get("thermal_received", 0)) > 0:
                 return True
@@ -273,7 +320,9 @@ class Probe:
     def wait_for_subscribers(self, timeout: float = 20.0) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.rgb_pub.get_subscription_count() > 0 and self.thermal_pub.get_subscription_count() > 0:
+            rgb = self.rgb_compressed_pub or self.rgb_pub
+            thermal = self.thermal_compressed_pub or self.thermal_pub
+            if rgb.get_subscription_count() > 0 and thermal.get_subscription_count() > 0:
                 return True
             time.sleep(0.05)
         return False
@@ -363,6 +412,25 @@ class Probe:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def build_detection_array(vision_msgs: Any, header: Any,
+                          detections: Iterable[tuple[Iterable[float], str, float]]) -> Any:
+    """vision_msgs/Detection2DArray of (box x, y, w, h; class_id; score), as a detector publishes it."""
+    array = vision_msgs.Detection2DArray()
+    array.header = header
+    for box, class_id, score in detections:
+        x, y, w, h = (float(v) for v in box)
+        det = vision_msgs.Detection2D()
+        det.header = header
+        det.bbox.center.position.x, det.bbox.center.position.y = x + w / 2.0, y + h / 2.0
+        det.bbox.size_x, det.bbox.size_y = w, h
+        hypothesis = vision_msgs.ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id = str(class_id)
+        hypothesis.hypothesis.score = float(score)
+        det.results.append(hypothesis)
+        array.detections.append(det)
+    return array
 
 
 def _header(stamp_ns: int, frame_id: str) -> Any:

@@ -30,6 +30,7 @@ def build_target_state(header: Any, output: TrackOutput) -> Any:
     msg.header = header
     msg.status = STATUS_CODES[output.status]
     msg.id = output.track_id
+    msg.init_source = output.init_source
     msg.x, msg.y, msg.width, msg.height = (float(v) for v in output.box)
     msg.score = float(output.score)
     msg.velocity_x, msg.velocity_y = (float(v) for v in output.velocity)

@@ -29,8 +29,10 @@ from ckd_ros.tracking.factory import describe
 
 from . import parameters as params
 from .diagnostics import NodeStatistics, build_diagnostic_array
-from .images import ImageConversionError, rgb_to_array, thermal_to_array
+from .detections import DetectorAcquisition, acquisition_config
+from .images import ImageConversionError, image_hw, rgb_array, thermal_array
 from .inputs import THROTTLE_S, CameraInputs, InputSettings
+from .messages import vision_msgs_module
 from .outputs import TrackPublishers
 from .pairs import ImagePair, InferenceWorker, LatestPairMailbox, PairHistory, stamp_ns
 from .stall import stall_problem
@@ -59,6 +61,7 @@ class TrackerNode(LifecycleNode):
         self._session: TrackSession | None = None
         self._device = "cpu"
         self._inputs: CameraInputs | None = None
+        self._acquisition: DetectorAcquisition | None = None
         self._worker: InferenceWorker | None = None
         self._mailbox = LatestPairMailbox()
         self._history = PairHistory(int(self.get_parameter("init_history_size").value))
@@ -113,8 +116,17 @@ class TrackerNode(LifecycleNode):
         try:
             self._inputs = CameraInputs(self, InputSettings.from_parameters(values), self._stats, self._on_pair,
                                         self._on_camera_info)
+            config = acquisition_config(values)
+            vision_msgs = vision_msgs_module()
+            if config.enabled and vision_msgs is None:
+                raise RuntimeError("detections.* asks for the detections input, but vision_msgs is not installed")
+            if config.enabled:
+                self._acquisition = DetectorAcquisition(self, vision_msgs, config,
+                                                        int(values["init_history_size"]),
+                                                        float(values["detections.slop"]), self._stats)
         except Exception as exc:  # noqa: BLE001
             self.get_logger().error(f"activate failed: {type(exc).__name__}: {exc}")
+            self._stop_inputs()
             return TransitionCallbackReturn.FAILURE
         box = params.initial_box_value(values["initial_box"])
         if box is not None and self._session is not None and self._session.status == TrackStatus.UNINITIALIZED:
@@ -160,6 +172,9 @@ class TrackerNode(LifecycleNode):
         if self._inputs is not None:
             self._inputs.close()
             self._inputs = None
+        if self._acquisition is not None:
+            self._acquisition.close()
+            self._acquisition = None
         if self._worker is not None:
             self._worker.stop()
             self._worker = None
@@ -230,12 +245,20 @@ class TrackerNode(LifecycleNode):
         if session is None:
             return
         try:
-            rgb, thermal = rgb_to_array(pair.rgb), thermal_to_array(pair.thermal)
+            rgb, thermal = rgb_array(pair.rgb), thermal_array(pair.thermal)
         except ImageConversionError as exc:
             self._stats.conversion_errors += 1
             self._stats.last_error = str(exc)
             self._log_throttled("error", f"refusing image pair: {exc}")
             return
+        acquisition = self._acquisition
+        if acquisition is not None:
+            start = acquisition.maybe_start(session, pair, rgb, thermal, self._history, self._camera_k)
+            if start is not None:
+                self._log_start(start.output, start.pair)
+                self._publish(start.pair, start.rgb, start.thermal, start.output, session)
+                if start.pair is pair:
+                    return
         try:
             output = session.process(rgb, thermal, pair.stamp_ns, self._camera_k)
         except PendingBoxError as exc:
@@ -252,13 +275,18 @@ class TrackerNode(LifecycleNode):
 
     def _log_start(self, output: TrackOutput, pair: ImagePair) -> None:
         self.get_logger().info(f"tracking {output.track_id} from box {[round(v, 1) for v in output.box]} "
-                               f"(frame stamp {pair.stamp_ns * 1e-9:.3f})")
+                               f"(frame stamp {pair.stamp_ns * 1e-9:.3f}, {output.init_source})")
 
     def _publish(self, pair: ImagePair, rgb: np.ndarray, thermal: np.ndarray, output: TrackOutput,
                  session: TrackSession) -> None:
         outputs = self._outputs
         if outputs is None:
             return
+        if output.result is not None and output.result.frame_index == 0:
+            starts = self._stats.track_starts
+            starts[output.init_source] = starts.get(output.init_source, 0) + 1
+        if self._acquisition is not None:
+            self._acquisition.observe(output, pair.stamp_ns)
         outputs.publish(pair.rgb.header, output, str(self.get_parameter("class_id").value))
         now = self.get_clock().now().nanoseconds
         self._stats.processed_rate.tick(now)
@@ -282,7 +310,7 @@ class TrackerNode(LifecycleNode):
             problem = "the node is not configured"
         if problem is None:
             try:
-                rgb, thermal = rgb_to_array(pair.rgb), thermal_to_array(pair.thermal)
+                rgb, thermal = rgb_array(pair.rgb), thermal_array(pair.thermal)
                 output = session.initialize(rgb, thermal, box, pair.stamp_ns, self._camera_k)
                 self._log_start(output, pair)
                 self._publish(pair, rgb, thermal, output, session)
@@ -332,7 +360,7 @@ class TrackerNode(LifecycleNode):
             box = params.initial_box_value(values["initial_box"])
             newest = self._history.newest()
             if box is not None and newest is not None:
-                problem = box_problem(box, (int(newest.rgb.height), int(newest.rgb.width)))
+                problem = box_problem(box, image_hw(newest.rgb))
                 if problem:
                     return SetParametersResult(successful=False, reason=f"initial_box: {problem}")
             if self._session is not None:

@@ -100,6 +100,12 @@ class PairHistory:
                     return pair
             return None
 
+    def nearest(self, stamp_ns: int, tolerance_ns: int) -> ImagePair | None:
+        """The held pair whose stamp is closest to ``stamp_ns``, if within ``tolerance_ns``."""
+        with self._lock:
+            best = min(self._pairs, key=lambda p: abs(p.stamp_ns - stamp_ns), default=None)
+        return best if best is not None and abs(best.stamp_ns - stamp_ns) <= tolerance_ns else None
+
     def wait_for(self, stamp_ns: int, timeout: float) -> ImagePair | None:
         """The pair with ``stamp_ns``, waiting up to ``timeout`` s while it may still be in flight.
 

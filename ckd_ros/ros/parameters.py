@@ -63,6 +63,15 @@ def _homography(value: Any) -> str | None:
     return None
 
 
+def _point(value: Any) -> str | None:
+    values = list(value)
+    if values and len(values) != 2:
+        return f"detections.point needs 2 numbers [x, y] or none, got {len(values)}"
+    if values and not all(np.isfinite(float(v)) for v in values):
+        return "detections.point has a non-finite value"
+    return None
+
+
 def _device(value: Any) -> str | None:
     return device_error(str(value))
 
@@ -143,11 +152,39 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("qos.reliable", False, "subscribe to images reliably instead of best effort (sensor data)",
                   "activate"),
     ParameterSpec("qos.depth", 5, "image subscription queue depth", "activate", range=(1, 100)),
+    ParameterSpec("rgb.transport", "raw",
+                  "RGB camera transport: raw (sensor_msgs/Image on rgb/image) or compressed (CompressedImage "
+                  "jpeg / png on <rgb/image>/compressed, decoded in the worker)", "activate",
+                  choices=("raw", "compressed")),
+    ParameterSpec("thermal.transport", "raw",
+                  "thermal camera transport: raw or compressed (png, 8 or 16-bit; jpeg 8-bit) on "
+                  "<thermal/image>/compressed", "activate", choices=("raw", "compressed")),
     ParameterSpec("use_camera_info", True, "subscribe to rgb/camera_info for the target bearing", "activate"),
     ParameterSpec("init_history_size", 60, "recent pairs kept for ~/initialize with a stamp", "activate",
                   range=(1, 1000)),
     ParameterSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", "activate",
                   range=(0.05, 60.0)),
+    # detector-driven start (the `detections` input, vision_msgs/Detection2DArray); off unless one of
+    # init_from_detections / reacquire_after is set
+    ParameterSpec("detections.init_from_detections", False,
+                  "start tracking from a detection while UNINITIALIZED (initial_box and ~/initialize still win)",
+                  "activate"),
+    ParameterSpec("detections.reacquire_after", 0.0,
+                  "seconds (stamp time) LOST before a detection matching the last confident box restarts the "
+                  "track; 0 = never", "activate", range=(0.0, 3600.0)),
+    ParameterSpec("detections.class_ids", [""], "class ids a detection may have; empty = any", "activate"),
+    ParameterSpec("detections.min_score", 0.5, "lowest hypothesis score used", "activate", range=(0.0, 1.0)),
+    ParameterSpec("detections.pick", "highest_score",
+                  "which eligible detection starts a track: highest_score, largest, nearest_point (detections.point), "
+                  "nearest_last (the previous track's last confident box)", "activate",
+                  choices=("highest_score", "largest", "nearest_point", "nearest_last")),
+    ParameterSpec("detections.point", [0.0], "[x, y] RGB pixels for nearest_point; empty = the image centre",
+                  "activate", validator=_point),
+    ParameterSpec("detections.max_distance", 1.0,
+                  "re-acquisition: farthest detection centre from the last confident box, in its diagonals",
+                  "activate", range=(0.01, 100.0)),
+    ParameterSpec("detections.slop", 0.02, "largest detection / image stamp difference paired (seconds)",
+                  "activate", range=(0.0, 10.0)),
     ParameterSpec("stale_input_timeout", 1.0, "seconds without a pair before diagnostics warn", "live",
                   range=(0.01, 3600.0)),
     ParameterSpec("max_stamp_lead", 5.0,
@@ -166,7 +203,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 )
 
 # Array parameters are declared with a typed placeholder above (ROS needs the type) but default to empty.
-EMPTY_ARRAY_DEFAULTS = {"candidate_elimination.layers", "thermal.homography", "initial_box"}
+EMPTY_ARRAY_DEFAULTS = {"candidate_elimination.layers", "thermal.homography", "initial_box", "detections.class_ids",
+                        "detections.point"}
 
 SPECS: dict[str, ParameterSpec] = {p.name: p for p in PARAMETERS}
 
@@ -241,7 +279,8 @@ def declare_parameters(node: Any) -> None:
         kind = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
                 float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}.get(type(spec.default))
         if isinstance(spec.default, list):
-            kind = (ParameterType.PARAMETER_INTEGER_ARRAY if isinstance(spec.default[0], int)
+            kind = (ParameterType.PARAMETER_STRING_ARRAY if isinstance(spec.default[0], str)
+                    else ParameterType.PARAMETER_INTEGER_ARRAY if isinstance(spec.default[0], int)
                     else ParameterType.PARAMETER_DOUBLE_ARRAY)
         description = spec.description
         if spec.choices:

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .acquisition import SOURCE_INITIAL_BOX, SOURCE_SERVICE
 from .status import TrackStatus
 from .tracker import CKDTracker, TrackResult
 from .validation import check_box
@@ -35,6 +36,7 @@ class TrackOutput:
     bearing: tuple[float, float, float] | None = None
     result: TrackResult | None = None           # the tracker's own record (timing, frame index)
     confidence: float = 0.0                     # what the status was decided from (calibrated head, or the peak)
+    init_source: str = ""                       # how this track started (acquisition.SOURCE_*); "" = none
 
 
 UNINITIALIZED = TrackOutput(TrackStatus.UNINITIALIZED, (0.0, 0.0, 0.0, 0.0), 0.0)
@@ -91,6 +93,7 @@ class TrackSession:
         self._init_stamp_ns: int | None = None
         self._last_confident_ns: int | None = None
         self._pending: list[float] | None = None
+        self._source = ""
         self._velocity = VelocityEstimator()
 
     # ------------------------------------------------------------------ state
@@ -107,6 +110,16 @@ class TrackSession:
     def pending_box(self) -> list[float] | None:
         return self._pending
 
+    @property
+    def init_source(self) -> str:
+        """How the current track started ("" while none): initial_box, service, detections, reacquired."""
+        return self._source
+
+    @property
+    def init_stamp_ns(self) -> int | None:
+        """Stamp of the frame the current track started on."""
+        return self._init_stamp_ns
+
     # ------------------------------------------------------------------ commands
     def request(self, box: Sequence[float] | None) -> None:
         """Initialise on the next processed frame with ``box`` (checked then against that frame); None
@@ -116,11 +129,14 @@ class TrackSession:
             self._pending = checked
 
     def initialize(self, rgb: np.ndarray, thermal: np.ndarray, box: Sequence[float],
-                   stamp_ns: int, intrinsics: Sequence[float] | None = None) -> TrackOutput:
-        """Start a new track on this frame; a bad box or image raises and leaves the current track as it was."""
+                   stamp_ns: int, intrinsics: Sequence[float] | None = None,
+                   source: str = SOURCE_SERVICE) -> TrackOutput:
+        """Start a new track on this frame; a bad box or image raises and leaves the current track as it was.
+        ``source`` says how the box was chosen (reported with every output of the track)."""
         with self._lock:
             result = self.tracker.initialize(rgb, thermal, box)
             self._pending = None
+            self._source = source
             self._count += 1
             self._track_id = f"{self.name}-{self._count}"
             self._init_stamp_ns = stamp_ns
@@ -136,7 +152,7 @@ class TrackSession:
             pending, self._pending = self._pending, None
             if pending is not None:
                 try:
-                    return self.initialize(rgb, thermal, pending, stamp_ns, intrinsics)
+                    return self.initialize(rgb, thermal, pending, stamp_ns, intrinsics, SOURCE_INITIAL_BOX)
                 except ValueError as exc:
                     raise PendingBoxError(f"box {pending} refused: {exc}") from exc
             if not self.tracker.initialized:
@@ -151,6 +167,7 @@ class TrackSession:
             self.tracker.reset()
             self._pending = None
             self._init_stamp_ns = None
+            self._source = ""
             self._velocity.reset()
             previous, self._track_id = self._track_id, ""
             return previous
@@ -173,4 +190,5 @@ class TrackSession:
             x, y, w, h = result.box
             bearing = camera_bearing(intrinsics, x + w / 2.0, y + h / 2.0)
         return TrackOutput(result.status, tuple(float(v) for v in result.box), float(result.score),  # type: ignore[arg-type]
-                           self._track_id, velocity, max(0.0, since), bearing, result, float(result.confidence))
+                           self._track_id, velocity, max(0.0, since), bearing, result, float(result.confidence),
+                           self._source)

@@ -27,7 +27,7 @@ import torch
 
 from ckd_ros.data.synthetic import CONDITIONS, SyntheticConfig, generate_sequence
 from ckd_ros.model import load_checkpoint
-from ckd_ros.tracking import TrackerSpec, build_tracker
+from ckd_ros.tracking import CKDTracker, TrackerSpec, build_tracker
 
 from .config import parse_setting
 
