@@ -33,6 +33,7 @@ def build_target_state(header: Any, output: TrackOutput) -> Any:
     msg.init_source = output.init_source
     msg.x, msg.y, msg.width, msg.height = (float(v) for v in output.box)
     msg.score = float(output.score)
+    msg.confidence = float(output.confidence)
     msg.velocity_x, msg.velocity_y = (float(v) for v in output.velocity)
     msg.time_since_confident = float(output.time_since_confident)
     msg.bearing_valid = output.bearing is not None
