@@ -132,6 +132,8 @@ def test_after_an_occlusion_made_it_lost_the_track_restarts_from_the_matching_de
     # status thresholds for the embedded model: its peak stays 0.45-0.7 on the visible target and falls to
     # 0.12-0.36 while the view is blocked (measured offline on this sequence)
     node, probe = start(71, tmp_path, {"initial_box": [float(v) for v in sequence.boxes[0]],
+                                       # the raw-peak rule with thresholds measured for this test's scene
+                                       "status.calibration": "none",
                                        "status.lost_threshold": 0.4, "status.recover_threshold": 0.6,
                                        "status.lost_patience": 2, "status.recover_patience": 3,
                                        "detections.reacquire_after": 0.3, "detections.class_ids": ["car"],

@@ -81,12 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         node_params.update({"detections.init_from_detections": True, "detections.class_ids": ["target"],
                             "detections.min_score": 0.5, "detections.reacquire_after": args.reacquire_after})
         remaps["detections"] = "/detector/detections"
-        if not args.checkpoint:
-            # LOST must mean lost for a re-acquisition to show: the embedded model's peak stays 0.45-0.7 on
-            # a visible target and falls below 0.4 when it is hidden (test_ros_acquisition.py), while the
-            # defaults are set for the paper-size model
-            node_params.update({"status.lost_threshold": 0.4, "status.recover_threshold": 0.6,
-                                "status.lost_patience": 2, "status.recover_patience": 3})
+        # LOST must mean lost for a re-acquisition to show: the embedded model's shipped status calibration
     node = NodeProcess(args.domain_id, out / "tracker_node.log", node_params, remaps=remaps)
     procs: list[subprocess.Popen] = []
     print(f"demo: ROS_DOMAIN_ID={args.domain_id}, FASTDDS_DEFAULT_PROFILES_FILE={env['FASTDDS_DEFAULT_PROFILES_FILE']}; "
