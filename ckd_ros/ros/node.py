@@ -13,31 +13,30 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo
 from std_srvs.srv import Trigger
 
 from ckd_ros.srv import Initialize
-from ckd_ros.tracking import PendingBoxError, TrackOutput, TrackSession, TrackStatus, box_problem, build_tracker
+from ckd_ros.tracking import TrackSession, TrackStatus, box_problem, build_tracker
 from ckd_ros.tracking.factory import describe
 
 from . import parameters as params
-from .diagnostics import NodeStatistics, build_diagnostic_array
 from .detections import DetectorAcquisition, acquisition_config
-from .images import ImageConversionError, image_hw, rgb_array, thermal_array
+from .diagnostics import NodeStatistics, build_diagnostic_array
+from .frames import FrameProcessor, PairIntake, throttled_logger
+from .images import image_hw, rgb_array, thermal_array
 from .inputs import THROTTLE_S, CameraInputs, InputSettings
 from .messages import vision_msgs_module
 from .outputs import TrackPublishers
-from .pairs import ImagePair, InferenceWorker, LatestPairMailbox, PairHistory, stamp_ns
+from .pairs import InferenceWorker, LatestPairMailbox, PairHistory, stamp_ns
 from .stall import stall_problem
-from .stamps import StampGuard
-from .throttle import KeyedThrottle, problem_kind
+from .throttle import KeyedThrottle
 
 DEFAULT_NODE_NAME = "ckd_tracker"
 # ~/initialize with a stamp newer than every held frame waits this long for that frame to arrive
@@ -55,19 +54,19 @@ class TrackerNode(LifecycleNode):
         params.declare_parameters(self)
         self._lifecycle = "unconfigured"
         self._stats = NodeStatistics()
-        self._throttle = KeyedThrottle(THROTTLE_S)   # one line per kind of refusal per period, not per message
-        self._stamp_guard = StampGuard()
+        # one line per kind of refusal per period, not per message
+        self._log_throttled = throttled_logger(self.get_logger(), KeyedThrottle(THROTTLE_S))
         self._stalled = False
         self._session: TrackSession | None = None
         self._device = "cpu"
         self._inputs: CameraInputs | None = None
         self._acquisition: DetectorAcquisition | None = None
         self._worker: InferenceWorker | None = None
+        self._processor: FrameProcessor | None = None
         self._mailbox = LatestPairMailbox()
         self._history = PairHistory(int(self.get_parameter("init_history_size").value))
         self._camera_k: list[float] | None = None
-        self._last_pair_ns: int | None = None
-        self._last_formed_ns: int | None = None   # a pair formed, accepted or not (stall report)
+        self._intake: PairIntake | None = None
         self._outputs: TrackPublishers | None = None
         self._srv_init = self._srv_reset = None
         self._service_group = MutuallyExclusiveCallbackGroup()
@@ -112,9 +111,10 @@ class TrackerNode(LifecycleNode):
         values = params.read_parameters(self)
         self._history = PairHistory(int(values["init_history_size"]))
         self._mailbox = LatestPairMailbox()
-        self._stamp_guard.clear()
+        self._intake = PairIntake(self, self._stats, self._history, self._mailbox, lambda: self._session,
+                                  self._log_throttled)
         try:
-            self._inputs = CameraInputs(self, InputSettings.from_parameters(values), self._stats, self._on_pair,
+            self._inputs = CameraInputs(self, InputSettings.from_parameters(values), self._stats, self._intake,
                                         self._on_camera_info)
             config = acquisition_config(values)
             vision_msgs = vision_msgs_module()
@@ -133,7 +133,9 @@ class TrackerNode(LifecycleNode):
             self._session.request(box)
         self.destroy_timer(self._diag_timer)
         self._diag_timer = self.create_timer(float(values["diagnostics_period"]), self._publish_diagnostics)
-        self._worker = InferenceWorker(self._mailbox, self._process, self._on_processing_error,
+        self._processor = FrameProcessor(self, self._stats, self._session, self._outputs, self._history,
+                                         self._acquisition, lambda: self._camera_k, self._log_throttled)
+        self._worker = InferenceWorker(self._mailbox, self._processor, self._on_processing_error,
                                        lambda: float(self.get_parameter("debug_min_step_time").value))
         self._lifecycle = "active"
         return super().on_activate(state)
@@ -178,6 +180,7 @@ class TrackerNode(LifecycleNode):
         if self._worker is not None:
             self._worker.stop()
             self._worker = None
+        self._processor = None
 
     def _release(self) -> None:
         if self._outputs is not None:
@@ -196,103 +199,12 @@ class TrackerNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_k = [float(v) for v in msg.k]
 
-    def _log_throttled(self, level: str, message: str) -> None:
-        if not self._throttle.allow(level + problem_kind(message)):
-            return
-        # one call site per severity: rclpy refuses a site whose severity changes between calls
-        if level == "error":
-            self.get_logger().error(message)
-        else:
-            self.get_logger().warning(message)
-
-    def _on_pair(self, rgb: Image, thermal: Image) -> None:
-        try:
-            self._accept_pair(rgb, thermal)
-        except Exception as exc:  # noqa: BLE001 - an exception here would end executor.spin: the whole node
-            self._on_processing_error(exc)
-
-    def _accept_pair(self, rgb: Image, thermal: Image) -> None:
-        now = self.get_clock().now().nanoseconds
-        pair = ImagePair(rgb, thermal, stamp_ns(rgb.header.stamp), now)
-        self._last_formed_ns = now
-        check = self._stamp_guard.check(pair.stamp_ns, now, float(self.get_parameter("max_stamp_lead").value))
-        if not check.accepted:
-            self._stats.count(f"pairs_refused_{check.kind}_stamp")
-            self._stats.last_error = check.message
-            self._log_throttled("error", f"refusing image pair: {check.message}")
-            return
-        if check.kind == "restart":
-            self._stats.count("stamp_timeline_restarts")
-            self._history.clear()   # frames of the old timeline cannot be the ones a new ~/initialize means
-            session = self._session
-            ended = session.reset() if session is not None else ""
-            self.get_logger().warning(f"{check.message}; " + (f"track {ended} ended, call ~/initialize again"
-                                                              if ended else "nothing was tracked"))
-        self._stats.pair_rate.tick(now)
-        self._last_pair_ns = now
-        self._history.add(pair)
-        self._mailbox.put(pair)
-
     def _on_processing_error(self, exc: Exception) -> None:
         if not self.context.ok():
             return   # SIGINT shut the context down under a publish in flight: the process is exiting
         self._stats.processing_errors += 1
         self._stats.last_error = f"{type(exc).__name__}: {exc}"
         self._log_throttled("error", f"processing a pair failed: {self._stats.last_error}")
-
-    def _process(self, pair: ImagePair) -> None:
-        session = self._session
-        if session is None:
-            return
-        try:
-            rgb, thermal = rgb_array(pair.rgb), thermal_array(pair.thermal)
-        except ImageConversionError as exc:
-            self._stats.conversion_errors += 1
-            self._stats.last_error = str(exc)
-            self._log_throttled("error", f"refusing image pair: {exc}")
-            return
-        acquisition = self._acquisition
-        if acquisition is not None:
-            start = acquisition.maybe_start(session, pair, rgb, thermal, self._history, self._camera_k)
-            if start is not None:
-                self._log_start(start.output, start.pair)
-                self._publish(start.pair, start.rgb, start.thermal, start.output, session)
-                if start.pair is pair:
-                    return
-        try:
-            output = session.process(rgb, thermal, pair.stamp_ns, self._camera_k)
-        except PendingBoxError as exc:
-            self._stats.last_error = f"initial_box refused: {exc}"
-            self.get_logger().error(f"initial_box {exc}")
-            return
-        if output is None:
-            return
-        if output.result is not None and output.result.frame_index > 0:
-            self._stats.step_time.add(output.result.timing.total_s)
-        elif output.result is not None:
-            self._log_start(output, pair)
-        self._publish(pair, rgb, thermal, output, session)
-
-    def _log_start(self, output: TrackOutput, pair: ImagePair) -> None:
-        self.get_logger().info(f"tracking {output.track_id} from box {[round(v, 1) for v in output.box]} "
-                               f"(frame stamp {pair.stamp_ns * 1e-9:.3f}, {output.init_source})")
-
-    def _publish(self, pair: ImagePair, rgb: np.ndarray, thermal: np.ndarray, output: TrackOutput,
-                 session: TrackSession) -> None:
-        outputs = self._outputs
-        if outputs is None:
-            return
-        if output.result is not None and output.result.frame_index == 0:
-            starts = self._stats.track_starts
-            starts[output.init_source] = starts.get(output.init_source, 0) + 1
-        if self._acquisition is not None:
-            self._acquisition.observe(output, pair.stamp_ns)
-        outputs.publish(pair.rgb.header, output, str(self.get_parameter("class_id").value))
-        now = self.get_clock().now().nanoseconds
-        self._stats.processed_rate.tick(now)
-        self._stats.output_latency.add((now - pair.stamp_ns) * 1e-9)
-        outputs.publish_debug(pair.rgb.header, rgb, thermal, output, session,
-                              int(self.get_parameter("debug_image_max_height").value))
 
     # ------------------------------------------------------------------------------------------ services
     def _on_initialize(self, request: Any, response: Any) -> Any:
@@ -312,8 +224,10 @@ class TrackerNode(LifecycleNode):
             try:
                 rgb, thermal = rgb_array(pair.rgb), thermal_array(pair.thermal)
                 output = session.initialize(rgb, thermal, box, pair.stamp_ns, self._camera_k)
-                self._log_start(output, pair)
-                self._publish(pair, rgb, thermal, output, session)
+                processor = self._processor
+                if processor is not None:
+                    processor.log_start(output, pair)
+                    processor.publish(pair, rgb, thermal, output)
             except Exception as exc:  # noqa: BLE001
                 problem = f"{type(exc).__name__}: {exc}"
         response.success = problem is None
@@ -380,7 +294,8 @@ class TrackerNode(LifecycleNode):
         array = build_diagnostic_array(
             now.to_msg(), self.get_fully_qualified_name(), self._device, self._lifecycle, self.tracking_state(),
             self._stats, now.nanoseconds, self._mailbox.dropped, self._inputs.evicted if self._inputs else 0,
-            float(self.get_parameter("stale_input_timeout").value), self._last_pair_ns)
+            float(self.get_parameter("stale_input_timeout").value),
+            self._intake.last_pair_ns if self._intake else None)
         self._pub_diagnostics.publish(array)
 
     def _report_stall(self, now_ns: int) -> None:
@@ -388,7 +303,7 @@ class TrackerNode(LifecycleNode):
             return
         stats = self._stats
         # pairs that form but are refused (stamps) are reported by their refusal, not as a stall
-        problem = stall_problem(now_ns, self._last_formed_ns, float(self.get_parameter("stale_input_timeout").value),
+        problem = stall_problem(now_ns, self._intake.last_formed_ns if self._intake else None, float(self.get_parameter("stale_input_timeout").value),
                                 dict(stats.last_receipt_ns), dict(stats.last_stamp_ns),
                                 {"RGB": stats.rgb_rate.rate(now_ns), "thermal": stats.thermal_rate.rate(now_ns)},
                                 float(self.get_parameter("sync.slop").value))
