@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         node_params.update({"detections.init_from_detections": True, "detections.class_ids": ["target"],
                             "detections.min_score": 0.5, "detections.reacquire_after": args.reacquire_after})
         remaps["detections"] = "/detector/detections"
-        # LOST must mean lost for a re-acquisition to show: the embedded model's shipped status calibration
+        # re-acquisition starts from LOST, decided by the checkpoint's status calibration (the embedded model ships one)
     node = NodeProcess(args.domain_id, out / "tracker_node.log", node_params, remaps=remaps)
     procs: list[subprocess.Popen] = []
     print(f"demo: ROS_DOMAIN_ID={args.domain_id}, FASTDDS_DEFAULT_PROFILES_FILE={env['FASTDDS_DEFAULT_PROFILES_FILE']}; "
