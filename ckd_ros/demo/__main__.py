@@ -81,7 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         node_params.update({"detections.init_from_detections": True, "detections.class_ids": ["target"],
                             "detections.min_score": 0.5, "detections.reacquire_after": args.reacquire_after})
         remaps["detections"] = "/detector/detections"
-        # re-acquisition starts from LOST, decided by the checkpoint's status calibration (the embedded model ships one)
+        if not args.checkpoint:
+            # Re-acquisition starts from LOST. On this demo's occlusion scenes the embedded model's peak stays
+            # 0.45-0.7 on a visible target and falls below 0.4 when it is hidden (test_ros_acquisition.py):
+            # the raw-peak rule with those thresholds shows start and recovery (mean IoU 0.73 over 80 frames),
+            # the shipped calibration, fitted for a low false-TRACKING rate, stays LOST too long (0.17)
+            node_params.update({"status.calibration": "none", "status.lost_threshold": 0.4,
+                                "status.recover_threshold": 0.6, "status.lost_patience": 2,
+                                "status.recover_patience": 3})
     node = NodeProcess(args.domain_id, out / "tracker_node.log", node_params, remaps=remaps)
     procs: list[subprocess.Popen] = []
     print(f"demo: ROS_DOMAIN_ID={args.domain_id}, FASTDDS_DEFAULT_PROFILES_FILE={env['FASTDDS_DEFAULT_PROFILES_FILE']}; "
