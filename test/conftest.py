@@ -18,6 +18,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # second-long delivery stalls. A profile the user set is kept.
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "ckd_ros" / "ros" / "fastdds_large_images.xml"))
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    # ... and the same discovery range as the harness gives them: on Jazzy (Fast DDS 2.14) a participant
+    # with the default range never discovers a LOCALHOST one (Kilted's does).
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 
 def _require(path: Path) -> Path:

@@ -358,7 +358,7 @@ def test_missing_or_malicious_checkpoints_leave_the_node_alive_and_unconfigured(
         assert probe.set_parameters({"candidate_elimination.mode": "on",
                                      "candidate_elimination.layers": [7]})[0].successful
         assert not probe.change_state("configure") and node.alive()
-        assert "candidate_elimination.layers [7]: invalid ModelConfig: ce_loc (7,) must be increasing block " \
+        assert "candidate elimination at layers [7]: invalid ModelConfig: ce_loc (7,) must be increasing block " \
                "indices in [0, 4)" in node.log()
         assert probe.set_parameters({"candidate_elimination.layers": []})[0].successful
         assert probe.change_state("configure") and probe.lifecycle_state() == "inactive"
