@@ -38,13 +38,16 @@ $(error ROS_WHEELS_DISTRO=$(ROS_WHEELS_DISTRO) installs ROS 2 from PyPI wheels, 
 endif
 endif
 
+# The profile under both names: Fast DDS 3 (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE, Fast DDS 2
+# (Jazzy, Humble) only FASTRTPS_DEFAULT_PROFILES_FILE.
+DDS_PROFILE := $(or $(FASTDDS_DEFAULT_PROFILES_FILE),$(FASTRTPS_DEFAULT_PROFILES_FILE),$(ROOT)/ckd_ros/ros/fastdds_large_images.xml)
 # What every command below runs with: interfaces installed into the venv are found through it.
 # Images between processes: Fast DDS's default 512 KiB shared-memory segment silently loses large
 # best-effort frames; the package's profile gives 32 MiB (see README). A user's own profile is kept.
 RUN_ENV := AMENT_PREFIX_PATH=$(VENV_ABS)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),) \
 	ROS_LOG_DIR=$(ROOT)/build/ros_log PYTHONDONTWRITEBYTECODE=1 \
 	FASTDDS_BUILTIN_TRANSPORTS=$(or $(FASTDDS_BUILTIN_TRANSPORTS),LARGE_DATA) \
-	FASTDDS_DEFAULT_PROFILES_FILE=$(or $(FASTDDS_DEFAULT_PROFILES_FILE),$(ROOT)/ckd_ros/ros/fastdds_large_images.xml)
+	FASTDDS_DEFAULT_PROFILES_FILE=$(DDS_PROFILE) FASTRTPS_DEFAULT_PROFILES_FILE=$(DDS_PROFILE)
 
 .PHONY: help setup test test-ros test-ros-jazzy demo bench bench-node bench-tracker clean distclean
 help:
