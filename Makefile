@@ -29,12 +29,14 @@ ROS_WHEELS := ros-rclpy ros-rmw-fastrtps-cpp ros-std-msgs ros-sensor-msgs ros-ge
 # Jazzy's typesupport generators load all of ament_cmake_ros (Kilted split out its _core), which loads
 # the gmock/gtest/pytest CMake modules, and its rosidl_generator_py wants python_cmake_module; none of
 # them is declared by the wheels.
-ROS_WHEELS_jazzy_EXTRA := ament-cmake-ros ament-cmake-gmock ament-cmake-gtest ament-cmake-pytest python-cmake-module
+ROS_WHEELS_jazzy_EXTRA := ament-cmake-ros ament-cmake-gmock ament-cmake-gtest ament-cmake-pytest \
+	python-cmake-module
 ifneq ($(ROS_WHEELS_DISTRO),)
 ROS_WHEELS := $(patsubst ros-%,ros-$(ROS_WHEELS_DISTRO)-%,$(filter-out ros-ament-cmake-ros-core,$(ROS_WHEELS)) \
 	$(addprefix ros-,$(ROS_WHEELS_$(ROS_WHEELS_DISTRO)_EXTRA)))
 ifneq ($(ROS_DISTRO),)
-$(error ROS_WHEELS_DISTRO=$(ROS_WHEELS_DISTRO) installs ROS 2 from PyPI wheels, but ROS 2 $(ROS_DISTRO) is sourced: use a shell without its setup.bash)
+$(error ROS_WHEELS_DISTRO=$(ROS_WHEELS_DISTRO) takes ROS 2 from PyPI wheels, but ROS 2 $(ROS_DISTRO) is sourced \
+	(its setup.bash): use a shell without it)
 endif
 endif
 
