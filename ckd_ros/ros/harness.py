@@ -24,6 +24,9 @@ NODE_NAME = "ckd_tracker"
 
 
 LARGE_IMAGES_PROFILE = Path(__file__).with_name("fastdds_large_images.xml")
+# The environment variables naming a Fast DDS XML profile: Fast DDS 3 (Kilted) reads the first, Fast DDS 2
+# (Humble, Jazzy) only the second, and ignores the first without a word.
+PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 
 
 def large_images_profile() -> Path:
@@ -37,14 +40,16 @@ def ros_environment(domain_id: int, log_dir: str | os.PathLike | None = None,
 
     Images go over shared memory with a segment large enough for whole 1080p frames: with Fast DDS's
     512 KiB default (also under LARGE_DATA) best-effort subscribers lose most 1920x1080 frames. A profile
-    file the caller already set is kept.
+    file the caller already set (under either name) is kept.
     """
     if not 0 <= domain_id <= 232:
         raise ValueError(f"ROS_DOMAIN_ID must be in [0, 232], got {domain_id}")
     env = dict(os.environ if base is None else base)
     env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
     env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")   # overridden by the profile's transports
-    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(LARGE_IMAGES_PROFILE))
+    profile = env.get("FASTDDS_DEFAULT_PROFILES_FILE") or env.get("FASTRTPS_DEFAULT_PROFILES_FILE")
+    for name in PROFILE_VARIABLES:
+        env.setdefault(name, profile or str(LARGE_IMAGES_PROFILE))
     env.setdefault("AMENT_PREFIX_PATH", sys.prefix)
     if log_dir is not None:
         env["ROS_LOG_DIR"] = str(log_dir)
