@@ -142,3 +142,47 @@ def test_ckd_track_loads_a_calibration_and_writes_its_confidence(tmp_path, capsy
     assert main([str(folder), "--calibration", str(tmp_path / "nope.yaml"), "--output", str(tmp_path / "o2"),
                  "--overlay", "none", "--quiet"]) == 2
     assert "nope.yaml does not exist" in capsys.readouterr().err
+
+
+def test_appearance_evidence_sees_a_change_of_colour_or_heat_in_the_box_and_calls_a_flat_patch_neutral():
+    from ckd_ros.tracking.confidence import Appearance
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    tir = rng.integers(0, 255, (60, 80), dtype=np.uint8)
+    box = (10.0, 12.0, 30.0, 24.0)
+    ref = Appearance.of(rgb, tir, box)
+    assert ref.compare(Appearance.of(rgb, tir, box)) == pytest.approx((1.0, 1.0, 0.0, 0.0))
+    recoloured, hotter = rgb.copy(), tir.copy()
+    recoloured[..., 0] //= 4
+    hotter[:] = np.minimum(hotter.astype(np.int32) + 80, 255).astype(np.uint8)
+    rgb_ncc, _, colour, _ = ref.compare(Appearance.of(recoloured, tir, box))
+    _, _, _, heat = ref.compare(Appearance.of(rgb, hotter, box))
+    assert colour > 0.1 and heat > 0.2
+    flat = np.zeros_like(rgb)
+    assert ref.compare(Appearance.of(flat, tir, box))[0] == 0.0
+    # boxes reaching past the image are clipped, never an empty patch
+    assert Appearance.of(rgb, tir, (75.0, 55.0, 40.0, 40.0)).rgb.shape[:2] == ref.rgb.shape[:2]
+
+
+def test_a_record_of_tracked_sequences_reproduces_the_report_without_tracking_again(tmp_path, capsys):
+    import json
+
+    from ckd_ros.evaluation.calibrate_cli import main
+    common = ["--report", "--seeds", "100000:100002", "--conditions", "normal,crossover", "--frames", "25",
+              "--quiet", "--threads", "1"]
+    record = tmp_path / "rec.npz"
+    assert main(common + ["--record", str(record), "--json", str(tmp_path / "a.json")]) == 0
+    # the record says which sequences it holds: other seeds on the command line do not change what is scored
+    assert main(["--report", "--seeds", "5:6", "--from-record", str(record), "--quiet",
+                 "--json", str(tmp_path / "b.json")]) == 0
+    a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
+    assert a["rows"] == b["rows"] and b["seeds"] == "100000..100001 (2)"
+    capsys.readouterr()
+    other = tmp_path / "other.pth.tar"
+    other.write_bytes(default_checkpoint_path().read_bytes() + b"\0")
+    assert main(["--checkpoint", str(other), "--from-record", str(record), "--output", str(tmp_path / "x.yaml"),
+                 "--quiet"]) == 2
+    assert "recorded with another checkpoint" in capsys.readouterr().err
+    (tmp_path / "junk.npz").write_bytes(b"not a record")
+    assert main(["--report", "--from-record", str(tmp_path / "junk.npz"), "--quiet"]) == 2
+    assert "cannot read a status record" in capsys.readouterr().err

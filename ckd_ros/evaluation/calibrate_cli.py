@@ -2,7 +2,7 @@
 
 Fit (writes ``<checkpoint name>.status.yaml`` beside the checkpoint unless ``--output`` says otherwise):
 
-  ckd calibrate --seeds 200000:200024 --target-false-tracking 0.03
+  ckd calibrate --seeds 200000:200040 --target-false-tracking 0.03
 
 tracks synthetic sequences (every condition of ``ckd_ros.data.synthetic``, seeds disjoint from the
 embedded model's training seeds < 100000 and from the held-out seeds 100000-100031 the report uses) and
@@ -32,7 +32,11 @@ from ckd_ros.tracking.calibration import (StatusCalibration, checkpoint_calibrat
 from ckd_ros.tracking.confidence import FEATURES
 
 from .status_fit import (ON_TARGET_IOU, TrackedSequence, choose_thresholds, fit_head, format_scores,
-                         score_status, track_and_record)
+                         load_record, save_record, score_status, track_and_record)
+
+
+DEFAULT_FIT_SEEDS = "200000:200040"      # disjoint from training (< 100000) and from the report's seeds
+DEFAULT_REPORT_SEEDS = "100000:100032"
 
 
 def _seeds(text: str) -> list[int]:
@@ -56,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-heads", type=int, help="attention heads, for checkpoints without an embedded config")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seeds", type=_seeds, default=None,
-                   help="synthetic scene seeds, a:b or a,b,c (default 200000:200024 to fit, 100000:100032 "
+                   help="synthetic scene seeds, a:b or a,b,c (default 200000:200040 to fit, 100000:100032 "
                         "with --report)")
     p.add_argument("--conditions", default=",".join(CONDITIONS), help="synthetic conditions ('' for none)")
     p.add_argument("--frames", type=int, default=100, help="frames per synthetic sequence")
@@ -70,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true", help="measure before / after instead of fitting")
     p.add_argument("--calibration", action="append", default=[],
                    help="with --report: a calibration to measure (repeatable; default: the checkpoint's own)")
+    p.add_argument("--record", metavar="FILE.npz", help="also save the tracked sequences' features here")
+    p.add_argument("--from-record", metavar="FILE.npz",
+                   help="fit / report on sequences saved with --record instead of tracking them again (same "
+                        "checkpoint; the file says which seeds and folders it holds)")
     p.add_argument("--json", help="also write the numbers here")
     p.add_argument("--threads", type=int, help="torch threads")
     p.add_argument("--quiet", action="store_true")
@@ -77,7 +85,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def collect(args: argparse.Namespace, seeds: list[int], log) -> list[TrackedSequence]:
-    """Track every requested sequence once with the status head off (features do not depend on it)."""
+    """Track every requested sequence once with the status head off (features do not depend on it), or read
+    them from ``--from-record``; either way ``args`` ends up saying which sequences these are."""
+    checkpoint = TrackerSpec(checkpoint=args.checkpoint or None).checkpoint_path
+    if args.from_record:
+        sequences, meta = load_record(args.from_record)
+        if meta.get("checkpoint_sha256") != file_sha256(checkpoint):
+            raise ValueError(f"{args.from_record} was recorded with another checkpoint than {checkpoint}")
+        args.seeds, args.conditions = meta["seeds"], meta["conditions"]
+        args.frames, args.sequence = meta["frames"], meta["sequences"]
+        log(f"{args.from_record}: {len(sequences)} recorded sequences")
+        return sequences
+    sequences = _track_all(args, seeds, log)
+    args.seeds = seeds
+    if args.record:
+        save_record(args.record, sequences, {"checkpoint_sha256": file_sha256(checkpoint), "seeds": seeds,
+                                             "conditions": args.conditions, "frames": args.frames,
+                                             "sequences": [str(f) for f in args.sequence]})
+        log(f"recorded {len(sequences)} sequences -> {args.record}")
+    return sequences
+
+
+def _track_all(args: argparse.Namespace, seeds: list[int], log) -> list[TrackedSequence]:
     tracker = build_tracker(TrackerSpec(checkpoint=args.checkpoint or None, device=args.device,
                                         num_heads=args.num_heads, calibration="none"))
     conditions = [c for c in args.conditions.split(",") if c]
@@ -102,6 +131,20 @@ def collect(args: argparse.Namespace, seeds: list[int], log) -> list[TrackedSequ
     return out
 
 
+def _without_record(argv: list[str]) -> list[str]:
+    """The command line without --record / --from-record: a record holds exactly the sequences the other
+    arguments name, so the fit is the same either way and the stored command stays one anyone can rerun."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--record", "--from-record"):
+            skip = True
+        elif not a.startswith(("--record=", "--from-record=")):
+            out.append(a)
+    return out
+
+
 def fit(args: argparse.Namespace, log) -> Path:
     if not 0.0 < args.target_false_tracking < 1.0:
         raise ValueError(f"--target-false-tracking must be in (0, 1), got {args.target_false_tracking}")
@@ -110,9 +153,9 @@ def fit(args: argparse.Namespace, log) -> Path:
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
     output = Path(args.output) if args.output else checkpoint_calibration_path(checkpoint)
-    seeds = args.seeds or _seeds("200000:200024")
     t0 = time.time()
-    sequences = collect(args, seeds, log)
+    sequences = collect(args, args.seeds or _seeds(DEFAULT_FIT_SEEDS), log)
+    seeds = args.seeds
     head = fit_head(sequences)
     choice = choose_thresholds(sequences, head, args.target_false_tracking,
                                each_group=args.each_condition)
@@ -120,7 +163,7 @@ def fit(args: argparse.Namespace, log) -> Path:
         log(f"WARNING: no setting reaches a false-TRACKING share of {args.target_false_tracking:.3f} on the fitting "
             f"sequences; writing the lowest found ({choice.score.false_tracking:.3f})")
     scores = score_status(sequences, choice.status)
-    command = "ckd calibrate " + " ".join(sys.argv[2:] if args._argv is None else args._argv)
+    command = "ckd calibrate " + " ".join(_without_record(sys.argv[2:] if args._argv is None else args._argv))
     calibration = StatusCalibration(
         choice.status, checkpoint.name, file_sha256(checkpoint), args.target_false_tracking,
         fitted_on={"synthetic_conditions": [c for c in args.conditions.split(",") if c],
@@ -147,8 +190,8 @@ def report(args: argparse.Namespace, log) -> dict:
             raise ValueError(f"no calibration for {spec.checkpoint_path}: give --calibration FILE or run "
                              "`ckd calibrate`")
         variants[f"after ({path.name})"] = load_for_checkpoint(path, spec.checkpoint_path).status
-    seeds = args.seeds or _seeds("100000:100032")
-    sequences = collect(args, seeds, log)
+    sequences = collect(args, args.seeds or _seeds(DEFAULT_REPORT_SEEDS), log)
+    seeds = args.seeds
     rows = {key: score_status(sequences, status) for key, status in variants.items()}
     groups = [c for c in args.conditions.split(",") if c] + (["all"] if args.conditions else [])
     synthetic = [s for s in sequences if s.group in groups]

@@ -12,7 +12,9 @@ evaluated by replaying the status filter over them, vectorised over candidate se
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -71,6 +73,45 @@ def track_and_record(tracker: CKDTracker, frames: Iterable[tuple[np.ndarray, np.
         raise ValueError(f"{name}: a sequence needs at least two frames to judge a status")
     truth = np.asarray(truth, np.float64)[1:len(boxes) + 1]
     return TrackedSequence(name, group, np.stack(feats), np.asarray(peaks), iou_xywh(np.asarray(boxes), truth))
+
+
+RECORD_FORMAT = "ckd_status_record/1"
+
+
+def save_record(path: str | Path, sequences: Sequence[TrackedSequence], meta: dict | None = None) -> None:
+    """Tracked sequences as one ``.npz`` (tracking is the slow part of a fit; heads and thresholds are then
+    tried in seconds with ``ckd calibrate --from-record``). ``meta``: JSON-able provenance (checkpoint hash,
+    seeds, folders) kept with them."""
+    lengths = np.array([len(s.peaks) for s in sequences], np.int64)
+    np.savez_compressed(Path(path), format=np.array(RECORD_FORMAT), features_names=np.array(FEATURES),
+                        meta=np.array(json.dumps(meta or {})),
+                        names=np.array([s.name for s in sequences]), groups=np.array([s.group for s in sequences]),
+                        lengths=lengths, features=np.concatenate([s.features for s in sequences]),
+                        peaks=np.concatenate([s.peaks for s in sequences]),
+                        iou=np.concatenate([s.iou for s in sequences]))
+
+
+def load_record(path: str | Path) -> tuple[list[TrackedSequence], dict]:
+    """Read :func:`save_record`'s file -> (sequences, meta); refuses one recorded with other features than
+    this version computes. Never unpickles: a record is plain arrays."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files}
+        fmt = str(data["format"])
+        meta = json.loads(str(data["meta"]))
+    except (KeyError, ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{path}: cannot read a status record ({exc})") from None
+    if fmt != RECORD_FORMAT:
+        raise ValueError(f"{path}: not a status record ({fmt!r})")
+    names = tuple(str(v) for v in data["features_names"])
+    if names != FEATURES:
+        raise ValueError(f"{path}: recorded with features {list(names)}, this version computes "
+                         f"{list(FEATURES)}; record it again")
+    bounds = np.concatenate([[0], np.cumsum(data["lengths"])])
+    feats, peaks, iou = data["features"], data["peaks"], data["iou"]
+    sequences = [TrackedSequence(str(n), str(g), feats[a:b], peaks[a:b], iou[a:b])
+                 for n, g, a, b in zip(data["names"], data["groups"], bounds[:-1], bounds[1:])]
+    return sequences, meta
 
 
 # ----------------------------------------------------------------------------------------------- head fit

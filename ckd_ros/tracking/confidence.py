@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 # Frames after the initialisation whose peaks define the track's reference level.
@@ -38,7 +39,18 @@ FEATURES: tuple[str, ...] = (
     "recent_max_jump",     # largest jump of the last RECENT_FRAMES frames
     "area_change",         # |log(area / initial area)|
     "log_age",             # log(1 + frames since the initialisation)
+    "sharpness",           # windowed peak / mean of the raw score map: one narrow peak or a plateau
+    "spread",              # share of score-map cells at or above half the raw peak
+    "rgb_ncc",             # normalised cross-correlation of the box's RGB patch with the initial one
+    "thermal_ncc",         # the same for the thermal patch (on the RGB grid)
+    "colour_shift",        # distance of the box's mean colour from the initial one (0..1)
+    "thermal_shift",       # |mean thermal level - initial level| (0..1)
+    "recent_min_ncc",      # lowest mean of the two NCCs over the last RECENT_FRAMES frames
 )
+
+# Side of the small patch the appearance features compare: large enough for a shape, small enough that it
+# costs well under a millisecond and is blind to the pixel noise and blur that do not change the object.
+APPEARANCE_PATCH = 12
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,50 @@ class TrackEvidence:
     raw_peak: float
     second_peak: float
     box: tuple[float, float, float, float]
+    map_mean: float = float("nan")              # mean of the raw score map
+    spread: float = float("nan")                # share of cells >= raw_peak / 2
+    appearance: "Appearance | None" = None      # the box's patches in this frame
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """Small patches of the box in both modalities, the cheapest evidence of *what* the box holds: a jump to
+    a neighbour of another colour or temperature shows here even when the network's peak stays high."""
+
+    rgb: np.ndarray          # (P, P, 3) float32
+    thermal: np.ndarray      # (P, P) float32
+
+    @classmethod
+    def of(cls, rgb: np.ndarray, thermal: np.ndarray, box: Sequence[float]) -> "Appearance":
+        """``thermal``: on the RGB grid (as the network sees it), uint8 or float, 2-D or 3-channel."""
+        H, W = rgb.shape[:2]
+        x, y, w, h = (float(v) for v in box)
+        x0 = int(min(max(math.floor(x), 0), W - 1))
+        y0 = int(min(max(math.floor(y), 0), H - 1))
+        x1 = int(min(max(math.ceil(x + w), x0 + 1), W))
+        y1 = int(min(max(math.ceil(y + h), y0 + 1), H))
+        size = (APPEARANCE_PATCH, APPEARANCE_PATCH)
+        patch = cv2.resize(np.ascontiguousarray(rgb[y0:y1, x0:x1]), size, interpolation=cv2.INTER_AREA)
+        tir = thermal[y0:y1, x0:x1]
+        if tir.ndim == 3:
+            tir = tir.mean(axis=2)
+        tir_patch = cv2.resize(np.ascontiguousarray(tir, dtype=np.float32), size, interpolation=cv2.INTER_AREA)
+        return cls(patch.astype(np.float32).reshape(size + (-1,)), tir_patch.astype(np.float32))
+
+    def compare(self, other: "Appearance") -> tuple[float, float, float, float]:
+        """(rgb NCC, thermal NCC, colour shift, thermal shift) of ``other`` against this reference."""
+        colour = float(np.linalg.norm(self.rgb.reshape(-1, self.rgb.shape[-1]).mean(0)
+                                      - other.rgb.reshape(-1, other.rgb.shape[-1]).mean(0))) / (255 * math.sqrt(3))
+        thermal = abs(float(self.thermal.mean() - other.thermal.mean())) / 255.0
+        return _ncc(self.rgb, other.rgb), _ncc(self.thermal, other.thermal), colour, thermal
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a = a.ravel() - a.mean()
+    b = b.ravel() - b.mean()
+    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+    # A flat patch (a uniform object, a saturated thermal blob) has no shape to compare: call it neutral.
+    return float(a @ b) / denom if denom > 1e-6 else 0.0
 
 
 class FeatureTracker:
@@ -64,12 +120,15 @@ class FeatureTracker:
         self._smoothed = 1.0
         self._ratios: deque[float] = deque(maxlen=RECENT_FRAMES)
         self._jumps: deque[float] = deque(maxlen=RECENT_FRAMES)
+        self._nccs: deque[float] = deque(maxlen=RECENT_FRAMES)
         self._age = 0
+        self._appearance: Appearance | None = None
         self.last: np.ndarray | None = None
 
-    def start(self, box: Sequence[float]) -> None:
+    def start(self, box: Sequence[float], appearance: Appearance | None = None) -> None:
         self.clear()
         self._initial = self._previous = tuple(float(v) for v in box)  # type: ignore[assignment]
+        self._appearance = appearance
 
     def update(self, ev: TrackEvidence) -> np.ndarray:
         if self._previous is None or self._initial is None:
@@ -91,9 +150,18 @@ class FeatureTracker:
         area_change = abs(math.log(max(w * h, 1e-6) / area0))
         self._previous = tuple(ev.box)  # type: ignore[assignment]
         second = _finite(ev.second_peak) / max(peak, 1e-6)
-        self.last = np.array([peak, _finite(ev.raw_peak), min(second, 1.0), reference, ratio, self._smoothed,
-                         min(self._ratios), jump, max(self._jumps), area_change, math.log1p(self._age)],
-                        dtype=np.float64)
+        raw_peak = _finite(ev.raw_peak)
+        sharpness = peak / max(_finite(ev.map_mean), 1e-6) if math.isfinite(ev.map_mean) else 0.0
+        spread = _finite(ev.spread)
+        if self._appearance is not None and ev.appearance is not None:
+            rgb_ncc, tir_ncc, colour, thermal = self._appearance.compare(ev.appearance)
+        else:   # nothing to compare with: values that say "as at the start"
+            rgb_ncc, tir_ncc, colour, thermal = 1.0, 1.0, 0.0, 0.0
+        self._nccs.append(0.5 * (rgb_ncc + tir_ncc))
+        self.last = np.array([peak, raw_peak, min(second, 1.0), reference, ratio, self._smoothed,
+                              min(self._ratios), jump, max(self._jumps), area_change, math.log1p(self._age),
+                              math.log1p(min(sharpness, 1e4)), spread, rgb_ncc, tir_ncc, colour, thermal,
+                              min(self._nccs)], dtype=np.float64)
         return self.last
 
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .confidence import FeatureTracker, TrackEvidence
+from .confidence import Appearance, FeatureTracker, TrackEvidence
 from .geometry import clip_box, crop_geometry, hann2d, map_box_back, sample_target
 from .registration import Registration, RegistrationConfig
 from .status import StatusConfig, StatusFilter, TrackStatus
@@ -201,7 +201,7 @@ class CKDTracker:
         self._confident_state = box
         self._frame_index = 0
         status = self._status.start()
-        self._features.start(box)
+        self._features.start(box, Appearance.of(rgb, thermal8, box))
         total = time.perf_counter() - t0
         return TrackResult(tuple(box), 1.0, status, 0, StepTiming(preprocess_s=total, total_s=total),  # type: ignore[arg-type]
                            self.config.search_factor)
@@ -237,11 +237,12 @@ class CKDTracker:
                            ce_template_mask=self._ce_mask)
             self._sync()
             t2 = time.perf_counter()
-            score, raw_peak, second_peak, pred = self._decode(out, geom.resize_factor)
+            score, raw_peak, second_peak, map_mean, spread, pred = self._decode(out, geom.resize_factor)
 
         box = map_box_back(pred, prev, self.search_size, geom.resize_factor)
         box = clip_box(box, H, W, margin=cfg.clip_margin)
-        confidence = self._confidence(TrackEvidence(score, raw_peak, second_peak, tuple(box)))
+        confidence = self._confidence(TrackEvidence(score, raw_peak, second_peak, tuple(box), map_mean, spread,
+                                                    Appearance.of(rgb, thermal8, box)))
         status = self._status.update(confidence)
         if cfg.lost_search.enabled:
             box = self._hold_when_lost(box, confidence, status)
@@ -276,8 +277,9 @@ class CKDTracker:
         out.copy_(u8.permute(0, 3, 1, 2))
         out.div_(self._c255).sub_(self._mean).div_(self._std)
 
-    def _decode(self, out: dict, resize_factor: float) -> tuple[float, float, float, list[float]]:
-        """(windowed peak, raw peak, best windowed response outside the peak's 3x3 cells, box)."""
+    def _decode(self, out: dict, resize_factor: float) -> tuple[float, float, float, float, float, list[float]]:
+        """(windowed peak, raw peak, best windowed response outside the peak's 3x3 cells, mean of the raw map,
+        share of cells at or above half the raw peak, box)."""
         score_map = out["score_map"]
         response = self._hann * score_map if self.config.use_hann else score_map
         g = self.search_grid
@@ -287,16 +289,21 @@ class CKDTracker:
         idx_x = idx % g
         near = ((self._cell_y - idx_y).abs() <= 1) & ((self._cell_x - idx_x).abs() <= 1)
         second = flat.masked_fill(near, 0.0).amax(dim=1, keepdim=True)
-        raw_peak = score_map.flatten(1).amax(dim=1, keepdim=True)
+        raw_flat = score_map.flatten(1)
+        raw_peak = raw_flat.amax(dim=1, keepdim=True)
+        map_mean = raw_flat.mean(dim=1, keepdim=True)
+        spread = (raw_flat >= 0.5 * raw_peak).to(raw_flat.dtype).mean(dim=1, keepdim=True)
         gidx = idx.unsqueeze(1).expand(idx.shape[0], 2, 1)
         size = out["size_map"].flatten(2).gather(dim=2, index=gidx)
         offset = out["offset_map"].flatten(2).gather(dim=2, index=gidx).squeeze(-1)
         bbox = torch.cat([(idx_x.to(torch.float) + offset[:, :1]) / g,
                           (idx_y.to(torch.float) + offset[:, 1:]) / g,
                           size.squeeze(-1), peak.to(torch.float), raw_peak.to(torch.float),
-                          second.to(torch.float)], dim=1).cpu()   # the step's one sync
+                          second.to(torch.float), map_mean.to(torch.float), spread.to(torch.float)],
+                         dim=1).cpu()   # the step's one sync
         pred = (bbox[:, :4].view(-1, 4).mean(dim=0) * self.search_size / resize_factor).tolist()
-        return float(bbox[0, 4]), float(bbox[0, 5]), float(bbox[0, 6]), pred
+        return (float(bbox[0, 4]), float(bbox[0, 5]), float(bbox[0, 6]), float(bbox[0, 7]), float(bbox[0, 8]),
+                pred)
 
     def _confidence(self, evidence: TrackEvidence) -> float:
         features = self._features.update(evidence)
