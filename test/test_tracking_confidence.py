@@ -186,3 +186,20 @@ def test_a_record_of_tracked_sequences_reproduces_the_report_without_tracking_ag
     (tmp_path / "junk.npz").write_bytes(b"not a record")
     assert main(["--report", "--from-record", str(tmp_path / "junk.npz"), "--quiet"]) == 2
     assert "cannot read a status record" in capsys.readouterr().err
+
+
+def test_the_confidence_does_not_decay_with_the_age_of_a_track_it_follows_well():
+    # A robot tracks for hours; calibration sequences are 100 frames. A scene played back and forth for 1000
+    # frames (the box never leaves the target) must stay TRACKING as much at the end as at the start. The
+    # calibration shipped before this test reported LOST on every frame after the 200th.
+    seq = generate_sequence(3, "normal", num_frames=30, size=(320, 256))
+    order = (list(range(30)) + list(range(28, 0, -1))) * 18
+    tracker = build_tracker(TrackerSpec())
+    tracker.initialize(seq.rgb[0], seq.thermal[0], seq.boxes[0])
+    results = [tracker.track(seq.rgb[i], seq.thermal[i]) for i in order[1:1001]]
+    iou = iou_xywh(np.array([r.box for r in results]), np.array([seq.boxes[i] for i in order[1:1001]]))
+    assert iou.min() >= 0.3, "the box left the target: the premise of this test no longer holds"
+    tracking = np.array([r.status == TrackStatus.TRACKING for r in results])
+    windows = tracking.reshape(5, 200).mean(axis=1)
+    assert windows.min() >= 0.75, windows
+    assert windows[-1] >= windows[0] - 0.1, windows

@@ -29,7 +29,6 @@ from ckd_ros.data import CONDITIONS, SyntheticConfig, generate_sequence, open_se
 from ckd_ros.tracking import StatusConfig, TrackerSpec, build_tracker
 from ckd_ros.tracking.calibration import (StatusCalibration, checkpoint_calibration_path, file_sha256,
                                           load_for_checkpoint, save_calibration)
-from ckd_ros.tracking.confidence import FEATURES
 
 from .status_fit import (ON_TARGET_IOU, TrackedSequence, choose_thresholds, fit_head, format_scores,
                          load_record, save_record, score_status, track_and_record)
@@ -175,7 +174,7 @@ def fit(args: argparse.Namespace, log) -> Path:
     save_calibration(output, calibration, command)
     print(format_scores({"calibrated (fitting sequences)": scores}, list(scores)))
     s = choice.status
-    print(f"\nconfidence head on {len(FEATURES)} features; LOST after {s.lost_patience} frames below "
+    print(f"\nconfidence head on {len(s.head.features)} features; LOST after {s.lost_patience} frames below "
           f"{s.lost_threshold:.3f}, TRACKING again after {s.recover_patience} frames at or above "
           f"{s.recover_threshold:.3f} -> {output}")
     return output

@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ckd_ros.tracking import CKDTracker, StatusConfig, TrackStatus
-from ckd_ros.tracking.confidence import FEATURES, ConfidenceHead
+from ckd_ros.tracking.confidence import FEATURES, HEAD_FEATURES, ConfidenceHead
 
 ON_TARGET_IOU = 0.3
 
@@ -116,7 +116,7 @@ def load_record(path: str | Path) -> tuple[list[TrackedSequence], dict]:
 
 # ----------------------------------------------------------------------------------------------- head fit
 
-def fit_head(sequences: Sequence[TrackedSequence], features: Sequence[str] = FEATURES, l2: float = 1.0,
+def fit_head(sequences: Sequence[TrackedSequence], features: Sequence[str] = HEAD_FEATURES, l2: float = 1.0,
              iterations: int = 50) -> ConfidenceHead:
     """Logistic regression of on-target on the features of every judged frame (Newton steps, L2 penalty on
     the standardised weights, not on the bias)."""
