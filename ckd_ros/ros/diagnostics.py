@@ -66,6 +66,7 @@ EVENTS: tuple[str, ...] = (
     "input_stalls",                  # cameras deliver but no pair forms (a stream silent, or stamps apart)
     "initialize_calls", "initialize_refused", "reset_calls",
     "parameters_refused", "configure_failed",
+    "executor_destruction_races",    # a wait set met a subscription being destroyed (retried, see node.py)
 )
 
 

@@ -326,6 +326,27 @@ class TrackerNode(LifecycleNode):
     def dropped_pairs(self) -> int:
         return self._mailbox.dropped
 
+    def count_destruction_race(self, exc: Exception) -> None:
+        self._stats.count("executor_destruction_races")
+        self._log_throttled("warning", f"executor: an input was destroyed while a wait set held it "
+                            f"(ros2/rclpy#1206); that wait is retried ({exc})")
+
+
+def _spin_through_destruction_races(executor: Any, node: "TrackerNode") -> None:
+    """``executor.spin()``, except that one lost race ends one wait, not the node.
+
+    A lifecycle transition (a service callback on one executor thread) destroys the input subscriptions
+    while another thread may be adding their event handlers to a wait set; rclpy then raises InvalidHandle
+    out of ``spin`` (ros2/rclpy#1206, open; seen in ``make stress``'s lifecycle-during-inference case). The
+    wait set is rebuilt on the next turn without the destroyed entity, so that turn is simply retried."""
+    from rclpy.exceptions import InvalidHandle
+
+    while executor.context.ok():
+        try:
+            executor.spin_once()
+        except InvalidHandle as exc:
+            node.count_destruction_race(exc)
+
 
 def spin_node(args: list[str] | None = None, node_name: str = DEFAULT_NODE_NAME) -> int:
     """Create the node, bring it up if ``autostart``, spin until shutdown. Returns a process exit code."""
@@ -343,7 +364,7 @@ def spin_node(args: list[str] | None = None, node_name: str = DEFAULT_NODE_NAME)
                                         "(fix the parameters, then configure it through its lifecycle services)")
         executor = MultiThreadedExecutor(num_threads=3)
         executor.add_node(node)
-        executor.spin()
+        _spin_through_destruction_races(executor, node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

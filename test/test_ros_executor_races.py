@@ -1,0 +1,70 @@
+"""The node's spin loop survives rclpy's wait-set / destruction race (ros2/rclpy#1206).
+
+A lifecycle transition destroys the input subscriptions on one executor thread while another builds a wait
+set; plain ``MultiThreadedExecutor.spin()`` then raises InvalidHandle and the node process ends (seen once
+in ``make stress``'s lifecycle-during-inference case under CI load; this setup, a subscription created and
+destroyed every few milliseconds beside a 1 kHz publisher, ended plain ``spin()`` within 5 cycles when
+this test was written)."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.races = 0
+
+    def count_destruction_race(self, exc: Exception) -> None:
+        self.races += 1
+
+
+def test_subscriptions_destroyed_while_the_executor_waits_do_not_end_the_spin_loop():
+    rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed")
+    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+    from rclpy.context import Context
+    from rclpy.executors import MultiThreadedExecutor
+    from std_msgs.msg import String
+
+    from ckd_ros.ros.node import _spin_through_destruction_races
+
+    os.environ.setdefault("ROS_LOG_DIR", str(REPO / "build" / "ros_log"))
+    context = Context()
+    rclpy.init(context=context, domain_id=66)
+    node = rclpy.create_node("destruction_race", context=context)
+    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    try:
+        pub = node.create_publisher(String, "chatter", 10)
+        node.create_timer(0.001, lambda: pub.publish(String(data="x")))
+        executor.add_node(node)
+        counter, errors = _Counter(), []
+
+        def spin() -> None:
+            try:
+                _spin_through_destruction_races(executor, counter)
+            except Exception as exc:    # what would have ended the node
+                errors.append(exc)
+
+        thread = threading.Thread(target=spin, daemon=True)
+        thread.start()
+        for _ in range(80):
+            sub = node.create_subscription(String, "chatter", lambda msg: None, 1,
+                                           callback_group=MutuallyExclusiveCallbackGroup())
+            time.sleep(0.005)
+            node.destroy_subscription(sub)
+            assert not errors, errors
+        # still serving: a new subscription receives
+        received = threading.Event()
+        node.create_subscription(String, "chatter", lambda msg: received.set(), 1)
+        assert received.wait(10.0), "the executor stopped delivering messages"
+        assert thread.is_alive() and not errors, errors
+    finally:
+        rclpy.shutdown(context=context)
+        executor.shutdown(timeout_sec=2.0)
+        node.destroy_node()
