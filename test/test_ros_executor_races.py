@@ -17,14 +17,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-class _Counter:
-    def __init__(self) -> None:
-        self.races = 0
-
-    def count_destruction_race(self, exc: Exception) -> None:
-        self.races += 1
-
-
 def test_subscriptions_destroyed_while_the_executor_waits_do_not_end_the_spin_loop():
     rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed")
     from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -32,7 +24,7 @@ def test_subscriptions_destroyed_while_the_executor_waits_do_not_end_the_spin_lo
     from rclpy.executors import MultiThreadedExecutor
     from std_msgs.msg import String
 
-    from ckd_ros.ros.node import _spin_through_destruction_races
+    from ckd_ros.ros.node import spin_through_destruction_races
 
     os.environ.setdefault("ROS_LOG_DIR", str(REPO / "build" / "ros_log"))
     context = Context()
@@ -43,11 +35,12 @@ def test_subscriptions_destroyed_while_the_executor_waits_do_not_end_the_spin_lo
         pub = node.create_publisher(String, "chatter", 10)
         node.create_timer(0.001, lambda: pub.publish(String(data="x")))
         executor.add_node(node)
-        counter, errors = _Counter(), []
+        races: list[Exception] = []
+        errors: list[Exception] = []
 
         def spin() -> None:
             try:
-                _spin_through_destruction_races(executor, counter)
+                spin_through_destruction_races(executor, races.append)
             except Exception as exc:    # what would have ended the node
                 errors.append(exc)
 

@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             # Re-acquisition starts from LOST. On this demo's occlusion scenes the embedded model's peak stays
             # 0.45-0.7 on a visible target and falls below 0.4 when it is hidden (test_ros_acquisition.py):
             # the raw-peak rule with those thresholds shows start and recovery (mean IoU 0.73 over 80 frames),
-            # the shipped calibration, fitted for a low false-TRACKING rate, stays LOST too long (0.17)
+            # the calibration shipped at 49e82b9 stayed LOST too long there (0.17; not re-measured with the
+            # current one, which keeps more on-target frames TRACKING)
             node_params.update({"status.calibration": "none", "status.lost_threshold": 0.4,
                                 "status.recover_threshold": 0.6, "status.lost_patience": 2,
                                 "status.recover_patience": 3})

@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ckd_ros.data import CONDITIONS, SyntheticConfig, generate_sequence, open_sequence
@@ -83,32 +84,49 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def collect(args: argparse.Namespace, seeds: list[int], log) -> list[TrackedSequence]:
+@dataclass(frozen=True)
+class Collected:
+    """Tracked sequences and what they are (the command line's, or a record's, which says it itself)."""
+
+    sequences: list[TrackedSequence]
+    seeds: list[int]
+    conditions: list[str]
+    frames: int
+    folders: list[str]
+    tracking_seconds: float | None     # time spent tracking them (None: not kept by an older record)
+
+    def meta(self, checkpoint_sha256: str) -> dict:
+        return {"checkpoint_sha256": checkpoint_sha256, "seeds": self.seeds, "conditions": self.conditions,
+                "frames": self.frames, "sequences": self.folders, "tracking_seconds": self.tracking_seconds}
+
+
+def collect(args: argparse.Namespace, default_seeds: str, log) -> Collected:
     """Track every requested sequence once with the status head off (features do not depend on it), or read
-    them from ``--from-record``; either way ``args`` ends up saying which sequences these are."""
-    checkpoint = TrackerSpec(checkpoint=args.checkpoint or None).checkpoint_path
+    them from ``--from-record``."""
+    checkpoint_sha = file_sha256(TrackerSpec(checkpoint=args.checkpoint or None).checkpoint_path)
     if args.from_record:
         sequences, meta = load_record(args.from_record)
-        if meta.get("checkpoint_sha256") != file_sha256(checkpoint):
-            raise ValueError(f"{args.from_record} was recorded with another checkpoint than {checkpoint}")
-        args.seeds, args.conditions = meta["seeds"], meta["conditions"]
-        args.frames, args.sequence = meta["frames"], meta["sequences"]
+        if meta.get("checkpoint_sha256") != checkpoint_sha:
+            raise ValueError(f"{args.from_record} was recorded with another checkpoint than "
+                             f"{args.checkpoint or 'the embedded model'}")
         log(f"{args.from_record}: {len(sequences)} recorded sequences")
-        return sequences
-    sequences = _track_all(args, seeds, log)
-    args.seeds = seeds
+        return Collected(sequences, meta["seeds"], meta["conditions"], meta["frames"], meta["sequences"],
+                         meta.get("tracking_seconds"))
+    t0 = time.time()
+    seeds = args.seeds or _seeds(default_seeds)
+    conditions = [c for c in args.conditions.split(",") if c]
+    sequences = _track_all(args, seeds, conditions, log)
+    done = Collected(sequences, seeds, conditions, args.frames, [str(f) for f in args.sequence],
+                     round(time.time() - t0, 1))
     if args.record:
-        save_record(args.record, sequences, {"checkpoint_sha256": file_sha256(checkpoint), "seeds": seeds,
-                                             "conditions": args.conditions, "frames": args.frames,
-                                             "sequences": [str(f) for f in args.sequence]})
+        save_record(args.record, sequences, done.meta(checkpoint_sha))
         log(f"recorded {len(sequences)} sequences -> {args.record}")
-    return sequences
+    return done
 
 
-def _track_all(args: argparse.Namespace, seeds: list[int], log) -> list[TrackedSequence]:
+def _track_all(args: argparse.Namespace, seeds: list[int], conditions: list[str], log) -> list[TrackedSequence]:
     tracker = build_tracker(TrackerSpec(checkpoint=args.checkpoint or None, device=args.device,
                                         num_heads=args.num_heads, calibration="none"))
-    conditions = [c for c in args.conditions.split(",") if c]
     config = SyntheticConfig(num_frames=args.frames)
     out = []
     for condition in conditions:
@@ -128,6 +146,10 @@ def _track_all(args: argparse.Namespace, seeds: list[int], log) -> list[TrackedS
     if not out:
         raise ValueError("nothing to track: give synthetic --conditions and --seeds, or --sequence folders")
     return out
+
+
+def _seed_range(seeds: list[int]) -> str:
+    return f"{seeds[0]}..{seeds[-1]} ({len(seeds)})" if seeds else "none"
 
 
 def _without_record(argv: list[str]) -> list[str]:
@@ -152,9 +174,8 @@ def fit(args: argparse.Namespace, log) -> Path:
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
     output = Path(args.output) if args.output else checkpoint_calibration_path(checkpoint)
-    t0 = time.time()
-    sequences = collect(args, args.seeds or _seeds(DEFAULT_FIT_SEEDS), log)
-    seeds = args.seeds
+    data = collect(args, DEFAULT_FIT_SEEDS, log)
+    sequences, seeds = data.sequences, data.seeds
     head = fit_head(sequences)
     choice = choose_thresholds(sequences, head, args.target_false_tracking,
                                each_group=args.each_condition)
@@ -165,11 +186,12 @@ def fit(args: argparse.Namespace, log) -> Path:
     command = "ckd calibrate " + " ".join(_without_record(sys.argv[2:] if args._argv is None else args._argv))
     calibration = StatusCalibration(
         choice.status, checkpoint.name, file_sha256(checkpoint), args.target_false_tracking,
-        fitted_on={"synthetic_conditions": [c for c in args.conditions.split(",") if c],
-                   "synthetic_seeds": f"{seeds[0]}..{seeds[-1]} ({len(seeds)})", "frames": args.frames,
+        fitted_on={"synthetic_conditions": data.conditions, "synthetic_seeds": _seed_range(seeds),
+                   "frames": data.frames,
                    "target_holds_in": "each condition" if args.each_condition else "all frames",
-                   "sequences": [str(s) for s in args.sequence], "on_target": f"IoU >= {ON_TARGET_IOU}",
-                   "judged_frames": scores["all"].frames, "command": command, "seconds": round(time.time() - t0, 1)},
+                   "sequences": data.folders, "on_target": f"IoU >= {ON_TARGET_IOU}",
+                   "judged_frames": scores["all"].frames, "command": command,
+                   "tracking_seconds": data.tracking_seconds},
         measured={k: v.as_dict() for k, v in scores.items()})
     save_calibration(output, calibration, command)
     print(format_scores({"calibrated (fitting sequences)": scores}, list(scores)))
@@ -189,17 +211,17 @@ def report(args: argparse.Namespace, log) -> dict:
             raise ValueError(f"no calibration for {spec.checkpoint_path}: give --calibration FILE or run "
                              "`ckd calibrate`")
         variants[f"after ({path.name})"] = load_for_checkpoint(path, spec.checkpoint_path).status
-    sequences = collect(args, args.seeds or _seeds(DEFAULT_REPORT_SEEDS), log)
-    seeds = args.seeds
+    data = collect(args, DEFAULT_REPORT_SEEDS, log)
+    sequences = data.sequences
     rows = {key: score_status(sequences, status) for key, status in variants.items()}
-    groups = [c for c in args.conditions.split(",") if c] + (["all"] if args.conditions else [])
+    groups = data.conditions + (["all"] if data.conditions else [])
     synthetic = [s for s in sequences if s.group in groups]
     if synthetic:   # 'all' covers the synthetic sequences only; folders are rows of their own
         for key, status in variants.items():
             rows[key]["all"] = score_status(synthetic, status)["all"]
     groups += [s.group for s in sequences if s.group not in groups]
     print(format_scores(rows, groups))
-    return {"calibrations": list(variants)[1:], "seeds": f"{seeds[0]}..{seeds[-1]} ({len(seeds)})",
+    return {"calibrations": list(variants)[1:], "seeds": _seed_range(data.seeds),
             "rows": {k: {g: v.as_dict() for g, v in r.items()} for k, r in rows.items()}}
 
 

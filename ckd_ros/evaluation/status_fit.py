@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ckd_ros.tracking import CKDTracker, StatusConfig, TrackStatus
+from ckd_ros.tracking import CKDTracker, StatusConfig
 from ckd_ros.tracking.confidence import FEATURES, HEAD_FEATURES, ConfidenceHead
 
 ON_TARGET_IOU = 0.3

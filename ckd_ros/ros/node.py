@@ -11,7 +11,7 @@ output latency stays about one inference time however fast the cameras are.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -332,20 +332,22 @@ class TrackerNode(LifecycleNode):
                             f"(ros2/rclpy#1206); that wait is retried ({exc})")
 
 
-def _spin_through_destruction_races(executor: Any, node: "TrackerNode") -> None:
-    """``executor.spin()``, except that one lost race ends one wait, not the node.
+def spin_through_destruction_races(executor: Any, on_race: Callable[[Exception], None]) -> None:
+    """``executor.spin()``, except that one lost race ends one wait, not the process.
 
     A lifecycle transition (a service callback on one executor thread) destroys the input subscriptions
     while another thread may be adding their event handlers to a wait set; rclpy then raises InvalidHandle
     out of ``spin`` (ros2/rclpy#1206, open; seen in ``make stress``'s lifecycle-during-inference case). The
-    wait set is rebuilt on the next turn without the destroyed entity, so that turn is simply retried."""
+    next wait set is built without the destroyed entity, so spinning simply goes on; ``spin`` itself still
+    decides when to stop (context shut down, executor shut down)."""
     from rclpy.exceptions import InvalidHandle
 
-    while executor.context.ok():
+    while True:
         try:
-            executor.spin_once()
+            executor.spin()
+            return
         except InvalidHandle as exc:
-            node.count_destruction_race(exc)
+            on_race(exc)
 
 
 def spin_node(args: list[str] | None = None, node_name: str = DEFAULT_NODE_NAME) -> int:
@@ -364,7 +366,7 @@ def spin_node(args: list[str] | None = None, node_name: str = DEFAULT_NODE_NAME)
                                         "(fix the parameters, then configure it through its lifecycle services)")
         executor = MultiThreadedExecutor(num_threads=3)
         executor.add_node(node)
-        _spin_through_destruction_races(executor, node)
+        spin_through_destruction_races(executor, node.count_destruction_race)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -39,7 +39,7 @@ FEATURES: tuple[str, ...] = (
     "recent_max_jump",     # largest jump of the last RECENT_FRAMES frames
     "area_change",         # |log(area / initial area)|
     "log_age",             # log(1 + frames since the initialisation, at most AGE_CAP)
-    "sharpness",           # windowed peak / mean of the raw score map: one narrow peak or a plateau
+    "sharpness",           # log(1 + windowed peak / mean of the raw map): one narrow peak or a plateau
     "spread",              # share of score-map cells at or above half the raw peak
     "rgb_ncc",             # normalised cross-correlation of the box's RGB patch with the initial one
     "thermal_ncc",         # the same for the thermal patch (on the RGB grid)
@@ -50,13 +50,13 @@ FEATURES: tuple[str, ...] = (
 
 # What a head is fitted on by default: every feature but the track's age. Fitting sequences are short
 # (100 frames) and drift more the longer they run, so a head given the age learns "old tracks are wrong" and,
-# extrapolated to a robot's hour-long track, reports LOST on a target it follows well (seen in the
+# extrapolated to a robot's hour-long track, reports LOST on a target it follows well (found by the
 # 10-minute soak). The age stays computed, capped at the fitting range, for calibrations that list it.
 HEAD_FEATURES: tuple[str, ...] = tuple(f for f in FEATURES if f != "log_age")
 AGE_CAP = 100
 
-# Side of the small patch the appearance features compare: large enough for a shape, small enough that it
-# costs well under a millisecond and is blind to the pixel noise and blur that do not change the object.
+# Side of the small patch the appearance features compare: large enough for a shape, small enough to be
+# blind to the pixel noise and blur that do not change the object (and to cost two tiny resizes a frame).
 APPEARANCE_PATCH = 12
 
 
@@ -165,8 +165,9 @@ class FeatureTracker:
         else:   # nothing to compare with: values that say "as at the start"
             rgb_ncc, tir_ncc, colour, thermal = 1.0, 1.0, 0.0, 0.0
         self._nccs.append(0.5 * (rgb_ncc + tir_ncc))
+        age = math.log1p(min(self._age, AGE_CAP))
         self.last = np.array([peak, raw_peak, min(second, 1.0), reference, ratio, self._smoothed,
-                              min(self._ratios), jump, max(self._jumps), area_change, math.log1p(min(self._age, AGE_CAP)),
+                              min(self._ratios), jump, max(self._jumps), area_change, age,
                               math.log1p(min(sharpness, 1e4)), spread, rgb_ncc, tir_ncc, colour, thermal,
                               min(self._nccs)], dtype=np.float64)
         return self.last
