@@ -61,3 +61,42 @@ def test_subscriptions_destroyed_while_the_executor_waits_do_not_end_the_spin_lo
         rclpy.shutdown(context=context)
         executor.shutdown(timeout_sec=2.0)
         node.destroy_node()
+
+
+def test_a_shutdown_landing_between_the_spin_check_and_the_wait_set_is_a_clean_stop():
+    """rclpy's deferred signal handler shuts the context down on its own thread; a SIGINT that lands after
+    ``spin``'s ``context.ok()`` check makes building the next wait set raise RCLError (it ended the node
+    in ``make stress``'s SIGINT-during-flood case). Here the shutdown is placed exactly there, every time."""
+    rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed")
+    from rclpy.context import Context
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.impl.implementation_singleton import rclpy_implementation
+
+    from ckd_ros.ros.node import spin_through_destruction_races
+
+    os.environ.setdefault("ROS_LOG_DIR", str(REPO / "build" / "ros_log"))
+
+    class SignalAfterTheCheck(MultiThreadedExecutor):
+        def spin_once(self, timeout_sec: float | None = None) -> None:
+            if self.context.ok():
+                self.context.shutdown()         # what the signal handler's thread does
+            super().spin_once(timeout_sec)
+
+    def spin_with(run) -> None:
+        context = Context()
+        rclpy.init(context=context, domain_id=66)
+        node = rclpy.create_node("shutdown_race", context=context)
+        executor = SignalAfterTheCheck(num_threads=2, context=context)
+        executor.add_node(node)
+        try:
+            run(executor)
+        finally:
+            executor.shutdown(timeout_sec=2.0)
+            node.destroy_node()
+
+    # the race is real: plain spin() dies of it
+    with pytest.raises(rclpy_implementation.RCLError, match="context is not valid"):
+        spin_with(lambda executor: executor.spin())
+    races: list[Exception] = []
+    spin_with(lambda executor: spin_through_destruction_races(executor, races.append))   # returns
+    assert races == [], "a shutdown is a stop, not a race to count"

@@ -339,15 +339,27 @@ def spin_through_destruction_races(executor: Any, on_race: Callable[[Exception],
     while another thread may be adding their event handlers to a wait set; rclpy then raises InvalidHandle
     out of ``spin`` (ros2/rclpy#1206, open; seen in ``make stress``'s lifecycle-during-inference case). The
     next wait set is built without the destroyed entity, so spinning simply goes on; ``spin`` itself still
-    decides when to stop (context shut down, executor shut down)."""
+    decides when to stop (context shut down, executor shut down).
+
+    The other race is shutdown's: rclpy's deferred signal handler shuts the context down on its own thread,
+    and a SIGINT that lands between ``spin``'s ``context.ok()`` check and the next wait set makes the wait
+    set's construction raise RCLError (seen in ``make stress``'s SIGINT-during-flood case; ros2cli#854,
+    rqt#357). With the context gone that is the stop that was asked for, so it ends the loop like one."""
     from rclpy.exceptions import InvalidHandle
+    from rclpy.impl.implementation_singleton import rclpy_implementation
 
     while True:
         try:
             executor.spin()
             return
         except InvalidHandle as exc:
+            if not executor.context.ok():
+                return
             on_race(exc)
+        except rclpy_implementation.RCLError:
+            if executor.context.ok():
+                raise
+            return
 
 
 def spin_node(args: list[str] | None = None, node_name: str = DEFAULT_NODE_NAME) -> int:
