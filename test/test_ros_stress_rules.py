@@ -6,7 +6,7 @@ import numpy as np
 
 from ckd_ros.ros.stall import stall_problem
 from ckd_ros.ros.stamps import StampGuard
-from ckd_ros.ros.stress.report import CaseResult, SoakCriteria, case_table, soak_verdict
+from ckd_ros.ros.stress.report import CaseResult, SoakCriteria, case_table, soak_table, soak_verdict
 from ckd_ros.ros.throttle import KeyedThrottle, problem_kind
 
 SEC = 1_000_000_000
@@ -91,6 +91,19 @@ def test_a_soak_fails_on_memory_growth_or_latency_creep_and_says_which():
     assert not grown["passed"] and "RSS grew" in grown["failures"][0]
     slow = _soak(1.0, 0.040)
     assert not slow["passed"] and "latency p95" in slow["failures"][0]
+
+
+def test_a_soak_places_its_memory_growth_in_the_kernels_rss_parts():
+    t = np.arange(600, dtype=float)
+    anon = (300e6 + np.where(t < 60, 0, (t - 60) * 5e4)).astype(int)        # private memory grows 27 MB
+    shmem = np.full(600, 35 * 2**20)                                        # the DDS segment stays put
+    lt = np.arange(0, 600, 1 / 30)
+    verdict = soak_verdict(t, anon + shmem, [20] * 600, [30] * 600, lt, np.full(lt.size, 0.02),
+                           SoakCriteria.for_duration(600), rss_parts={"anon": anon, "shmem": shmem})
+    parts = verdict["rss_parts"]
+    assert parts["shmem"]["mib_end"] == parts["shmem"]["mib_after_warmup"] == 35.0
+    assert 22 < parts["anon"]["mib_end"] - parts["anon"]["mib_after_warmup"] < 26
+    assert "RSS parts: anon" in soak_table(verdict | {"seconds": 600, "fps": 30, "size": "640x512"})
 
 
 def test_a_case_row_shows_each_check():

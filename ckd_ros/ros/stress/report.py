@@ -54,8 +54,11 @@ class SoakCriteria:
 
 def soak_verdict(times_s: Sequence[float], rss: Sequence[int], threads: Sequence[int], fds: Sequence[int],
                  latency_times_s: Sequence[float], latencies_s: Sequence[float],
-                 criteria: SoakCriteria) -> dict[str, Any]:
-    """Figures and pass / fail of a soak from its samples (seconds since the soak started)."""
+                 criteria: SoakCriteria, rss_parts: dict[str, Sequence[int]] | None = None) -> dict[str, Any]:
+    """Figures and pass / fail of a soak from its samples (seconds since the soak started).
+
+    ``rss_parts`` (name -> samples, e.g. the kernel's anon / shmem / file split) are reported over the same
+    windows as the RSS, so that a growth can be placed; the verdict judges the whole RSS."""
     t, lt, lat = np.asarray(times_s, float), np.asarray(latency_times_s, float), np.asarray(latencies_s, float)
     rss_a, thr, fd = np.asarray(rss, float), np.asarray(threads, float), np.asarray(fds, float)
     failures: list[str] = []
@@ -89,8 +92,11 @@ def soak_verdict(times_s: Sequence[float], rss: Sequence[int], threads: Sequence
         ratio = max(w["p95_ms"] for w in windows) / windows[0]["p95_ms"]
         if not ratio <= criteria.max_latency_ratio:
             failures.append(f"latency p95 reached {ratio:.2f}x its first window (limit {criteria.max_latency_ratio:g}x)")
+    parts = {name: {"mib_after_warmup": float(np.median(np.asarray(v, float)[first])) / 2**20,
+                    "mib_end": float(np.median(np.asarray(v, float)[last])) / 2**20}
+             for name, v in (rss_parts or {}).items() if len(v) == len(t)}
     return {
-        "passed": not failures, "failures": failures, "criteria": asdict(criteria),
+        "passed": not failures, "failures": failures, "criteria": asdict(criteria), "rss_parts": parts,
         "rss_mib_after_warmup": rss_start / 2**20, "rss_mib_end": rss_end / 2**20, "rss_growth": growth,
         "threads_after_warmup": int(thr[first].min()), "threads_end": int(thr[last].max()),
         "fds_after_warmup": int(fd[first].min()), "fds_end": int(fd[last].max()),
@@ -118,6 +124,8 @@ def soak_table(soak: dict[str, Any]) -> str:
              f"RSS {soak['rss_mib_after_warmup']:.1f} -> {soak['rss_mib_end']:.1f} MiB "
              f"({100 * soak['rss_growth']:+.2f} %), threads {soak['threads_after_warmup']} -> {soak['threads_end']}, "
              f"fds {soak['fds_after_warmup']} -> {soak['fds_end']}, latency p95 max/first {soak['latency_p95_ratio']:.2f}x",
+             *(["RSS parts: " + ", ".join(f"{name} {v['mib_after_warmup']:.1f} -> {v['mib_end']:.1f} MiB"
+                          for name, v in soak["rss_parts"].items())] if soak.get("rss_parts") else []),
              "| window start s | outputs | latency median ms | p95 ms |", "|---|---|---|---|"]
     lines += [f"| {w['start_s']:g} | {w['count']} | {w['median_ms']:.1f} | {w['p95_ms']:.1f} |"
               for w in soak["latency_windows"]]

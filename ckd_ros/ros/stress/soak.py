@@ -17,6 +17,7 @@ def run_soak(bench: StressBench, seconds: float, fps: float = 30.0, sample_every
     pid = bench.pid()
     received_before = len(bench.probe.recording.target)
     times, rss, threads, fds = [], [], [], []
+    parts: dict[str, list[int]] = {"anon": [], "shmem": [], "file": []}
     start = time.monotonic()
     start_ns = bench.probe.now_ns()
     sent, next_sample = 0, 0.0
@@ -30,6 +31,8 @@ def run_soak(bench: StressBench, seconds: float, fps: float = 30.0, sample_every
             rss.append(sample.rss_bytes)
             threads.append(sample.threads)
             fds.append(sample.open_fds)
+            for name, values in parts.items():
+                values.append(getattr(sample, f"rss_{name}_bytes"))
             next_sample += sample_every_s
         time.sleep(max(0.0, start + sent / fps - time.monotonic()))
     time.sleep(1.0)
@@ -38,7 +41,8 @@ def run_soak(bench: StressBench, seconds: float, fps: float = 30.0, sample_every
     latency_t = [(s - start_ns) / SEC for s, _ in stamps]
     latencies = [(receipt - s) / SEC for s, receipt in stamps]
     diagnostics = bench.diagnostics()
-    verdict = soak_verdict(times, rss, threads, fds, latency_t, latencies, SoakCriteria.for_duration(seconds))
+    verdict = soak_verdict(times, rss, threads, fds, latency_t, latencies, SoakCriteria.for_duration(seconds),
+                           rss_parts=parts)
     if not bench.node.alive():
         verdict["passed"] = False
         verdict.setdefault("failures", []).append("the node died during the soak")
@@ -46,5 +50,6 @@ def run_soak(bench: StressBench, seconds: float, fps: float = 30.0, sample_every
     verdict.update(seconds=seconds, fps=fps, size="x".join(map(str, bench.frames[0][0].shape[1::-1])),
                    pairs_sent=sent, outputs=len(outputs), tracking_outputs=tracking,
                    pairs_dropped=diagnostics.get("pairs_dropped"), step_time_median_s=diagnostics.get("step_time_median_s"),
-                   samples={"t_s": [round(t, 2) for t in times], "rss_bytes": rss, "threads": threads, "fds": fds})
+                   samples={"t_s": [round(t, 2) for t in times], "rss_bytes": rss, "threads": threads, "fds": fds,
+                            **{f"rss_{name}_bytes": values for name, values in parts.items()}})
     return verdict
