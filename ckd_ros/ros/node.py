@@ -27,6 +27,7 @@ from ckd_ros.tracking import TrackSession, TrackStatus, box_problem, build_track
 from ckd_ros.tracking.factory import describe
 
 from . import parameters as params
+from .allocator import pin_mmap_threshold
 from .detections import DetectorAcquisition, acquisition_config
 from .diagnostics import NodeStatistics, build_diagnostic_array
 from .frames import FrameProcessor, PairIntake, throttled_logger
@@ -366,10 +367,12 @@ def spin_node(args: list[str] | None = None, node_name: str = DEFAULT_NODE_NAME)
     """Create the node, bring it up if ``autostart``, spin until shutdown. Returns a process exit code."""
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
+    heap_policy = pin_mmap_threshold()     # before the weights load: see allocator.py
     rclpy.init(args=args)
     node = None
     try:
         node = TrackerNode(node_name)
+        node.get_logger().info(heap_policy)
         if node.get_parameter("autostart").value:
             if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 node.trigger_activate()
