@@ -1,6 +1,7 @@
 """The demo player's folder source: any layout ckd_ros.data reads, thermal sent as a thermal camera would."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import cv2
@@ -77,3 +78,16 @@ def test_the_synthetic_detector_reports_noisy_ground_truth_with_misses_distracto
     false_alarms = sum(any(d[1] == "target" and d[2] < 0.5 for d in f) for f in frames) / len(frames)
     assert abs(distractors - config.distractor_rate) < 0.08 and abs(false_alarms - config.false_alarm_rate) < 0.08
     assert detector.detect(10_000) == [] or all(d[1] != "target" or d[2] < 0.5 for d in detector.detect(10_000))
+
+
+def test_node_parameters_on_the_demo_command_line_are_typed_as_ros2_run_types_them():
+    from ckd_ros.demo.__main__ import _node_parameter
+
+    assert _node_parameter("qos.depth:=12") == ("qos.depth", 12)
+    assert _node_parameter("status.lost_threshold:=0.4") == ("status.lost_threshold", 0.4)
+    assert _node_parameter("qos.reliable:=true") == ("qos.reliable", True)
+    assert _node_parameter("initial_box:=[1, 2, 30, 40]") == ("initial_box", [1, 2, 30, 40])
+    assert _node_parameter("backend:=onnxruntime") == ("backend", "onnxruntime")
+    for bad in ("qos.depth=12", ":=3", "initial_box:=[1, 2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _node_parameter(bad)

@@ -16,8 +16,20 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from ckd_ros.evaluation.metrics import overlap
+
+
+def _node_parameter(text: str) -> tuple[str, object]:
+    """``NAME:=VALUE`` with the value typed as ros2 run's ``-p`` types it (YAML: 5, 0.5, true, [1, 2], text)."""
+    name, sep, value = text.partition(":=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME:=VALUE")
+    try:
+        return name.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is not YAML ({exc})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reacquire-after", type=float, default=0.5,
                         help="with --detector: seconds LOST before a detection restarts the track")
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("CKD_DEMO_DOMAIN_ID", 77)))
+    parser.add_argument("--param", action="append", default=[], type=_node_parameter, metavar="NAME:=VALUE",
+                        help="a tracker node parameter, as ros2 run's -p (value read as YAML), e.g. "
+                             "--param backend:=onnxruntime; repeatable, applied last")
     args = parser.parse_args(argv)
 
     from ckd_ros.ros.harness import NodeProcess, ros_environment
@@ -90,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             node_params.update({"status.calibration": "none", "status.lost_threshold": 0.4,
                                 "status.recover_threshold": 0.6, "status.lost_patience": 2,
                                 "status.recover_patience": 3})
+    node_params.update(dict(args.param))
     node = NodeProcess(args.domain_id, out / "tracker_node.log", node_params, remaps=remaps)
     procs: list[subprocess.Popen] = []
     print(f"demo: ROS_DOMAIN_ID={args.domain_id}, FASTDDS_DEFAULT_PROFILES_FILE={env['FASTDDS_DEFAULT_PROFILES_FILE']}; "
