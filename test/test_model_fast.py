@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ckd_ros.model.bench import seeded_inputs
-from ckd_ros.model import ModelConfig, ctr_point_mask, load_checkpoint, seeded_model
+from ckd_ros.model import ModelConfig, ctr_point_mask, load_checkpoint, precision_error, seeded_model
 from ckd_ros.model.fast import optimize
 from ckd_ros.model.flops import forward_flops
 
@@ -58,6 +58,9 @@ def vitb():
 @pytest.mark.parametrize("precision", ["fp32", "int8", "bf16"])
 @pytest.mark.parametrize("ce", [False, True], ids=["ce_off", "mce"])
 def test_fast_paths_on_the_paper_network_stay_within_their_stated_deviation(vitb, precision, ce):
+    refused = precision_error(precision, "cpu")
+    if refused:
+        pytest.skip(refused)
     net, inputs, refs = vitb
     cfg = ModelConfig.paper_mce() if ce else ModelConfig()
     net.set_ce(cfg.ce_loc, cfg.ce_keep_ratio)
@@ -85,6 +88,21 @@ def test_unsupported_precisions_are_refused_with_the_reason():
         optimize(net, "int4")
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         optimize(net, "fp16")
+
+
+def test_bf16_is_refused_on_a_cpu_without_bf16_kernels_and_allowed_where_they_exist(monkeypatch):
+    # an AVX2-only CPU emulated bf16 at 1/135 of the exact path's speed (95 s a ViT-B forward)
+    import ckd_ros.model.device as device
+
+    net = seeded_model(SMALL, 1)
+    monkeypatch.setattr(device, "cpu_has_bf16_kernels", lambda: False)
+    with pytest.raises(ValueError, match="bf16 needs a CPU with bfloat16 kernels.*use exact, fp32 or int8"):
+        optimize(net, "bf16")
+    from ckd_ros.tracking import TrackerSpec, build_tracker
+    with pytest.raises(ValueError, match="bf16 needs a CPU with bfloat16 kernels"):
+        build_tracker(TrackerSpec(precision="bf16", device="cpu"))
+    monkeypatch.setattr(device, "cpu_has_bf16_kernels", lambda: True)
+    assert optimize(net, "bf16") is not None
 
 
 def test_a_head_that_sees_one_student_ignores_the_other_modality_and_the_fast_paths_refuse_it():

@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from ckd_ros.model import CKDNet, ModelConfig, ctr_point_mask, seeded_state_dict
+from ckd_ros.model import CKDNet, ModelConfig, ctr_point_mask, precision_error, seeded_state_dict
 from ckd_ros.model.backends import backend_error, exported, load_backend
 from ckd_ros.model.fast import build_paths, with_ce_schedule
 from ckd_ros.model.flops import forward_flops
@@ -119,6 +119,7 @@ BACKEND_PATHS = tuple(BACKEND_OF)
 def paths_for(device: torch.device) -> list[str]:
     """Torch paths for the device, then every back end that can run on it here."""
     paths = ["exact", "fp32", "int8", "bf16"] if device.type == "cpu" else ["exact", "fp32", "fp16", "bf16"]
+    paths = [p for p in paths if precision_error(p, device) is None]
     return paths + [p for p, (b, prec) in BACKEND_OF.items() if backend_error(b, device, prec) is None]
 
 
@@ -294,11 +295,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.compile and not args.short:
         warmup = max(warmup, 3)  # compiled graphs (and CUDA graphs) are recorded during the first calls
     paths = args.paths.split(",") if args.paths else paths_for(device)
+    if not args.paths and precision_error("bf16", device):
+        print(f"ckd bench: bf16 left out: {precision_error('bf16', device)}", file=sys.stderr)
     bad = [p for p in paths if p not in TORCH_PATHS + BACKEND_PATHS]
     if bad:
         ap.error(f"unknown path(s) {bad}")
     for p in paths:
-        problem = backend_error(BACKEND_OF[p][0], device, BACKEND_OF[p][1]) if p in BACKEND_PATHS else None
+        problem = backend_error(BACKEND_OF[p][0], device, BACKEND_OF[p][1]) if p in BACKEND_PATHS \
+            else precision_error(p, device)
         if problem:
             print(f"ckd bench: {problem}", file=sys.stderr)
             return 2
