@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from ckd_ros.model import ModelConfig, ctr_point_mask, save_checkpoint
+from ckd_ros.model.device import cpu_has_bf16_kernels
 
 from .config import TrainConfig
 from .data import PairBatches, PairDataset, SequencePairDataset, SyntheticPairDataset, modality_view
@@ -180,6 +181,7 @@ class _Run:
     model: nn.Module  # what the forward goes through (DDP and/or the stage-2 wrapper)
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
+    amp: bool = False  # cfg.amp where this device can honour it
     writer: Any = None
 
     @property
@@ -236,12 +238,17 @@ class Trainer:
             net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
         net.to(self.device)
         optimizer = build_optimizer(net, cfg)
-        scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp and self.device.type == "cuda")
+        amp = cfg.amp
+        if amp and self.device.type == "cpu" and not cpu_has_bf16_kernels():
+            # torch would emulate bfloat16 element by element here: far slower than the float32 it replaces
+            self.log("amp: true left off: this CPU has no bfloat16 kernels (AVX-512 or newer); training in float32")
+            amp = False
+        scaler = torch.amp.GradScaler(self.device.type, enabled=amp and self.device.type == "cuda")
         model: nn.Module = _MCEWrapper(net) if cfg.stage == "mce" else net
         if self.dist.world > 1:
             model = nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        return _Run(cfg, net, model, optimizer, scaler)
+        return _Run(cfg, net, model, optimizer, scaler, amp)
 
     def log(self, msg: str) -> None:
         if getattr(self, "dist", DistInfo()).main:
@@ -300,7 +307,7 @@ class Trainer:
         cfg = run.cfg
         for g in run.optimizer.param_groups:
             g["lr"] = g["base_lr"] * factor
-        with autocast(self.device, cfg.amp):
+        with autocast(self.device, run.amp):
             loss, stats = compute_losses(run.model, modality_view(batch, run.modality), cfg.loss, cfg.stage)
         if not math.isfinite(float(loss.detach())):
             raise FloatingPointError(f"{run.modality} model: loss became {float(loss)} at step {self.step}: {stats}")
