@@ -127,7 +127,7 @@ stress: $(STAMP)
 	$(RUN_ENV) $(PY) -m ckd_ros.ros.stress --soak-s $(SOAK_S) --domain-id $(STRESS_DOMAIN) --out build/stress $(STRESS_ARGS)
 
 stress-ci: $(STAMP)
-	$(RUN_ENV) $(PY) -m ckd_ros.ros.stress --soak-s 120 --domain-id 92 --out build/stress-ci $(STRESS_ARGS)
+	$(RUN_ENV) $(PY) -m ckd_ros.ros.stress --soak-s 120 --soak-fps 15 --domain-id 92 --out build/stress-ci $(STRESS_ARGS)
 
 clean:
 	rm -rf build demo_output .pytest_cache

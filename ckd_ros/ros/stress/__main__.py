@@ -19,11 +19,15 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--soak-s", type=float, default=0.0, help="soak seconds after the cases (0: none)")
+    parser.add_argument("--soak-fps", type=float, default=30.0,
+                        help="soak pair rate (default 30 Hz, the camera rate the node is specified for)")
     parser.add_argument("--soak-only", action="store_true", help="skip the hostile cases")
     parser.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     parser.add_argument("--out", type=Path, default=Path("build/stress"))
     parser.add_argument("--domain-id", type=int, default=91)
     args = parser.parse_args(argv)
+    if not args.soak_fps > 0:
+        parser.error(f"--soak-fps must be positive, got {args.soak_fps}")
 
     from ..harness import large_images_profile
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(large_images_profile()))
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.soak_s > 0:
             bench = StressBench(args.domain_id, Path(tmp) / "soak", {"device": "cpu"}, size=(640, 512))
             try:
-                soak = run_soak(bench, args.soak_s)
+                soak = run_soak(bench, args.soak_s, fps=args.soak_fps)
             finally:
                 args.out.mkdir(parents=True, exist_ok=True)
                 (args.out / "soak_node.log").write_text(bench.node.log())
