@@ -374,9 +374,10 @@ def test_stage_two_fine_tunes_the_fused_head_on_frozen_backbones(tmp_path, ce) -
 def test_amp_on_a_cpu_without_bfloat16_kernels_trains_in_float32_and_says_so(tmp_path, capsys, monkeypatch,
                                                                                  bf16_kernels) -> None:
     # emulated bfloat16 ran a ViT-B forward 135x slower than float32 on an AVX2-only CPU: amp would slow it
+    import ckd_ros.model.device as device
     import ckd_ros.training.trainer as trainer_module
 
-    monkeypatch.setattr(trainer_module, "cpu_has_bf16_kernels", lambda: bf16_kernels)
+    monkeypatch.setattr(device, "cpu_has_bf16_kernels", lambda: bf16_kernels)
     trainer = trainer_module.Trainer(config_from_dict(_config(tmp_path, amp=True)), device="cpu")
     try:
         assert [run.amp for run in trainer.runs] == [bf16_kernels]

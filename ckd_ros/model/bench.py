@@ -295,8 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.compile and not args.short:
         warmup = max(warmup, 3)  # compiled graphs (and CUDA graphs) are recorded during the first calls
     paths = args.paths.split(",") if args.paths else paths_for(device)
-    if not args.paths and precision_error("bf16", device):
-        print(f"ckd bench: bf16 left out: {precision_error('bf16', device)}", file=sys.stderr)
+    bf16_refused = None if args.paths else precision_error("bf16", device)
+    if bf16_refused:
+        print(f"ckd bench: bf16 left out: {bf16_refused}", file=sys.stderr)
     bad = [p for p in paths if p not in TORCH_PATHS + BACKEND_PATHS]
     if bad:
         ap.error(f"unknown path(s) {bad}")

@@ -52,7 +52,7 @@ def precision_error(precision: str, device: str | torch.device) -> str | None:
         return f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
     kind = torch.device(device).type
     if precision == "fp16" and kind != "cuda":
-        return "precision fp16 needs a CUDA device; use exact, fp32, int8 or bf16 on the CPU"
+        return "precision fp16 needs a CUDA device; use exact, fp32 or int8 on the CPU (bf16 where it has bfloat16 kernels)"
     if precision == "int8" and kind != "cpu":
         return "precision int8 (dynamic quantisation) runs on the CPU; use fp16 or bf16 on CUDA"
     if precision == "bf16" and kind == "cpu" and not cpu_has_bf16_kernels():

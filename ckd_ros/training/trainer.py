@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from ckd_ros.model import ModelConfig, ctr_point_mask, save_checkpoint
-from ckd_ros.model.device import cpu_has_bf16_kernels
+from ckd_ros.model.device import precision_error
 
 from .config import TrainConfig
 from .data import PairBatches, PairDataset, SequencePairDataset, SyntheticPairDataset, modality_view
@@ -239,9 +239,9 @@ class Trainer:
         net.to(self.device)
         optimizer = build_optimizer(net, cfg)
         amp = cfg.amp
-        if amp and self.device.type == "cpu" and not cpu_has_bf16_kernels():
-            # torch would emulate bfloat16 element by element here: far slower than the float32 it replaces
-            self.log("amp: true left off: this CPU has no bfloat16 kernels (AVX-512 or newer); training in float32")
+        refused = precision_error("bf16", self.device) if amp and self.device.type == "cpu" else None
+        if refused:   # CPU amp is bfloat16: where the device rules refuse it, it would slow training down
+            self.log(f"amp: true left off, training in float32: {refused}")
             amp = False
         scaler = torch.amp.GradScaler(self.device.type, enabled=amp and self.device.type == "cuda")
         model: nn.Module = _MCEWrapper(net) if cfg.stage == "mce" else net
