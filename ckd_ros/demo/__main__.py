@@ -16,20 +16,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from ckd_ros.assignment import parse_assignment
 from ckd_ros.evaluation.metrics import overlap
 
 
 def _node_parameter(text: str) -> tuple[str, object]:
     """``NAME:=VALUE`` with the value typed as ros2 run's ``-p`` types it (YAML: 5, 0.5, true, [1, 2], text)."""
-    name, sep, value = text.partition(":=")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"{text!r} is not NAME:=VALUE")
     try:
-        return name.strip(), yaml.safe_load(value)
-    except yaml.YAMLError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: the value is not YAML ({exc})") from None
+        return parse_assignment(text, ":=")
+    except ValueError as exc:  # argparse prints an ArgumentTypeError's own words, a ValueError's not
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

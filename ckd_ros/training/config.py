@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ckd_ros.assignment import parse_assignment
 from ckd_ros.data.synthetic import CONDITIONS, SyntheticConfig
 from ckd_ros.model import ModelConfig
 
@@ -139,8 +141,39 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _scalar(value: Any, hint: Any, where: str) -> Any:
+    """``value`` as the field's scalar type, or ValueError naming the key: a typo must fail when read.
+
+    PyYAML reads YAML 1.1, where ``5e-5`` (no dot) is text, not a number; the paper's learning rates are
+    written that way, so a float field takes text that reads as a number.
+    """
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # output_dir=2024
+    else:
+        return value
+    raise ValueError(f"{where} must be {hint.__name__}, got {value!r}")
+
+
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     names = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     unknown = sorted(set(values) - set(names))
     if unknown:
         raise ValueError(f"unknown keys in {where}: {unknown}; known: {sorted(names)}")
@@ -151,6 +184,8 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
             if not isinstance(v, dict):
                 raise ValueError(f"{where}.{k} must be a mapping")
             v = _build(nested[k], v, f"{where}.{k}")
+        else:
+            v = _scalar(v, hints[k], f"{where}.{k}")
         kwargs[k] = v
     return cls(**kwargs)
 
@@ -162,18 +197,10 @@ def _set_path(d: dict, dotted: str, value: Any) -> None:
     d[keys[-1]] = value
 
 
-def parse_setting(item: str) -> tuple[str, Any]:
-    """``key=value`` from a command line -> (key, value read as YAML: numbers, lists, booleans, strings)."""
-    if "=" not in item:
-        raise ValueError(f"setting {item!r} must look like key=value")
-    k, v = item.split("=", 1)
-    return k.strip(), yaml.safe_load(v)
-
-
 def config_from_dict(values: dict[str, Any], overrides: list[str] | None = None) -> TrainConfig:
     values = dict(values or {})
     for item in overrides or []:
-        _set_path(values, *parse_setting(item))
+        _set_path(values, *parse_assignment(item, "="))
     return _build(TrainConfig, values, "config")
 
 

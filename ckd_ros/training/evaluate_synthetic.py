@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ckd_ros.assignment import parse_assignment
 from ckd_ros.data.synthetic import CONDITIONS, SyntheticConfig, generate_sequence
 from ckd_ros.model import load_checkpoint
 from ckd_ros.tracking import CKDTracker, TrackerSpec, build_tracker
 
-from .config import parse_setting
 
 THRESHOLDS = np.linspace(0.0, 1.0, 21)
 # ways to run a checkpoint: both images (rgbt), one image on both inputs (rgb, tir: single-modality models),
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     conditions = [c for c in args.conditions.split(",") if c]
     seeds = _parse_seeds(args.seeds)
     try:
-        config = SyntheticConfig(num_frames=args.frames, **dict(map(parse_setting, args.generator)))
+        config = SyntheticConfig(num_frames=args.frames, **dict(parse_assignment(g, "=") for g in args.generator))
     except (TypeError, ValueError) as e:
         print(f"--generator: {e}", file=sys.stderr)
         return 2
