@@ -57,6 +57,14 @@ def test_short_benchmark_prints_latency_fps_memory_and_ratios_for_every_path(tmp
     exact = [r for r in rows if r["path"] == "exact"]
     assert all(float(r["max dev maps"]) == 0.0 for r in exact)
     assert "MCE / CE-off" in text and "fp32 / exact" in text and "int8 / exact" in text
+    # the float32 floor is the exact path's FLOPs at the measured matmul rate, set against the exact median
+    by = {(r["path"], r["CE"]): r for r in rows}
+    for ce in ("off", "MCE"):
+        line = next(line for line in text.splitlines() if line.startswith(f"  CE {ce}: ") and "of exact" in line)
+        floor_ms = float(by[("exact", ce)]["GFLOP"]) / float(text.split("fp32 matmul 2048x2048: ")[1].split()[0]) * 1e3
+        ms, ratio = float(line.split()[2]), float(line.split()[5])
+        assert ms == pytest.approx(floor_ms, rel=2e-3)
+        assert ratio == pytest.approx(floor_ms / float(by[("exact", ce)]["median ms"]), rel=5e-3)
     result = json.loads(out_json.read_text())
     assert result["matmul_gflops"] > 0 and len(result["rows"]) == 2 * len(paths)
     assert format_table(result) == text.rstrip("\n")

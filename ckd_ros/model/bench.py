@@ -265,7 +265,25 @@ def format_table(result: dict) -> str:
                 if path != "exact" and (path, ce) in by:
                     lines.append(f"  CE {ce}: {path} / exact = "
                                  f"{by[(path, ce)]['median_ms'] / by[('exact', ce)]['median_ms']:.3f}")
+    floors = fp32_floors(result)
+    if floors:
+        # A float32 runtime cannot beat the machine's GEMM rate on the network's own FLOPs: this bounds what
+        # any float32 back end can win before anyone tries one, and tells a slow exact path from a slow CPU.
+        lines.append("float32 floor (the network's FLOPs all at the measured matmul rate, i.e. exact's x matmul; "
+                     "a float32 back end computing the same FLOPs stays above it):")
+        for ce, (ms, ratio) in floors.items():
+            lines.append(f"  CE {ce}: {ms:.1f} ms = {ratio:.3f} of exact")
     return "\n".join(lines)
+
+
+def fp32_floors(result: dict) -> dict[str, tuple[float, float]]:
+    """CE -> (ms, ratio to the exact median) of the exact path's FLOPs run entirely at the measured matmul rate."""
+    floors = {}
+    for r in result["rows"]:
+        if r["path"] == "exact":
+            ms = r["gflop"] / result["matmul_gflops"] * 1e3
+            floors[r["ce"]] = (ms, ms / r["median_ms"])
+    return floors
 
 
 def main(argv: list[str] | None = None) -> int:
