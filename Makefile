@@ -40,16 +40,18 @@ $(error ROS_WHEELS_DISTRO=$(ROS_WHEELS_DISTRO) takes ROS 2 from PyPI wheels, but
 endif
 endif
 
-# The profile under both names: Fast DDS 3 (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE, Fast DDS 2
-# (Jazzy, Humble) only FASTRTPS_DEFAULT_PROFILES_FILE.
+# The profile under the name the distribution's Fast DDS reads: Fast DDS 2 (Humble, Jazzy) only
+# FASTRTPS_DEFAULT_PROFILES_FILE; Fast DDS 3 (Kilted on) FASTDDS_DEFAULT_PROFILES_FILE, and it warns at every
+# process start when the old name is set (the Python side, ckd_ros.ros.harness, applies the same rule).
 DDS_PROFILE := $(or $(FASTDDS_DEFAULT_PROFILES_FILE),$(FASTRTPS_DEFAULT_PROFILES_FILE),$(ROOT)/ckd_ros/ros/fastdds_large_images.xml)
+DDS_PROFILE_VARIABLE := $(if $(filter humble iron jazzy,$(or $(ROS_WHEELS_DISTRO),$(ROS_DISTRO))),FASTRTPS,FASTDDS)_DEFAULT_PROFILES_FILE
 # What every command below runs with: interfaces installed into the venv are found through it.
 # Images between processes: Fast DDS's default 512 KiB shared-memory segment silently loses large
 # best-effort frames; the package's profile gives 32 MiB (see README). A user's own profile is kept.
 RUN_ENV := AMENT_PREFIX_PATH=$(VENV_ABS)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),) \
 	ROS_LOG_DIR=$(ROOT)/build/ros_log PYTHONDONTWRITEBYTECODE=1 \
 	FASTDDS_BUILTIN_TRANSPORTS=$(or $(FASTDDS_BUILTIN_TRANSPORTS),LARGE_DATA) \
-	FASTDDS_DEFAULT_PROFILES_FILE=$(DDS_PROFILE) FASTRTPS_DEFAULT_PROFILES_FILE=$(DDS_PROFILE)
+	$(DDS_PROFILE_VARIABLE)=$(DDS_PROFILE)
 
 .PHONY: help setup test test-ros test-ros-jazzy demo bench bench-node bench-tracker stress stress-ci clean distclean
 help:

@@ -31,13 +31,12 @@ def main() -> int:
     args = parser.parse_args()
 
     from ckd_ros.data.synthetic import generate_sequence
-    from ckd_ros.ros.harness import NodeProcess, Probe, large_images_profile
+    from ckd_ros.ros.harness import NodeProcess, Probe, fastdds_major, set_large_images_transport
     from ckd_ros.tracking import TrackerSpec, build_tracker
 
     # this process publishes the camera images: the same Fast DDS profile as the node (read by the first
     # participant of the process, which is the probe below)
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(large_images_profile()))
-    os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", os.environ["FASTDDS_DEFAULT_PROFILES_FILE"])  # Jazzy
+    set_large_images_transport(os.environ, fastdds_major())
     # and the node's discovery range: on Jazzy the default range does not discover a LOCALHOST node
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
@@ -76,7 +75,7 @@ def main() -> int:
     latencies = np.array([(r.receipt_ns - (r.msg.header.stamp.sec * 10**9 + r.msg.header.stamp.nanosec)) * 1e-9
                           for r in received[3:]])
     result = {
-        "fastdds_profile": os.environ["FASTDDS_DEFAULT_PROFILES_FILE"], "device": args.device, "reliable": args.reliable, "image_size": list(args.size), "fps": args.fps, "pairs_sent": sent,
+        "fastdds_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"], "device": args.device, "reliable": args.reliable, "image_size": list(args.size), "fps": args.fps, "pairs_sent": sent,
         "results_received": len(received), "pairs_dropped": int(diagnostics.get("pairs_dropped", -1)),
         "tracker_step_median_ms": 1e3 * float(np.median(steps)),
         "tracker_step_p95_ms": 1e3 * float(np.percentile(steps, 95)),

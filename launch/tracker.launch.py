@@ -5,9 +5,9 @@
 
 Works on Humble, Jazzy and Kilted. Large images between processes on one machine (Fast DDS): export
 FASTDDS_DEFAULT_PROFILES_FILE=<ckd_ros python package>/ros/fastdds_large_images.xml (Humble and Jazzy:
-FASTRTPS_DEFAULT_PROFILES_FILE, the only name their Fast DDS 2 reads) in every process of the image path,
-camera driver included, before launching; Fast DDS's default 512 KiB shared-memory segment silently loses
-most best-effort 1080p frames (see that file and the README).
+FASTRTPS_DEFAULT_PROFILES_FILE instead, the only name their Fast DDS 2 reads; Kilted's warns it is deprecated)
+in every process of the image path, camera driver included, before launching; Fast DDS's default 512 KiB
+shared-memory segment silently loses most best-effort 1080p frames (see that file and the README).
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument

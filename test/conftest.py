@@ -42,12 +42,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # The ROS tests' in-process probes must use the same Fast DDS transports as the node processes the
     # harness starts (and as `make test` exports): with mixed profiles a 60 Hz image flood sees
     # second-long delivery stalls. A profile the user set is kept.
-    # Both names: Fast DDS 2 (Jazzy) reads only FASTRTPS_DEFAULT_PROFILES_FILE.
-    profile = (os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE")
-               or str(REPO / "ckd_ros" / "ros" / "fastdds_large_images.xml"))
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", profile)
-    os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", profile)
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    from ckd_ros.ros.harness import fastdds_major, set_large_images_transport
+    set_large_images_transport(os.environ, fastdds_major())
     # ... and the same discovery range as the harness gives them: on Jazzy (Fast DDS 2.14) a participant
     # with the default range never discovers a LOCALHOST one (Kilted's does).
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"

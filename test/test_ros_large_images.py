@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ckd_ros.ros.harness import large_images_profile, ros_environment
+from ckd_ros.ros.harness import (PROFILE_VARIABLES, fastdds_major, large_images_profile, ros_environment,
+                                 set_large_images_transport)
 
 FULL_HD_RGB8 = 1920 * 1080 * 3
 FULL_HD_DOMAIN = 169
@@ -28,18 +29,45 @@ def _segment_size(profile: Path) -> int:
 
 def test_node_processes_get_a_shared_memory_segment_that_holds_several_full_hd_frames():
     env = ros_environment(160, base={"HOME": "/tmp"})
-    profile = Path(env["FASTDDS_DEFAULT_PROFILES_FILE"])
-    assert profile == large_images_profile() and profile.is_file()
-    # Fast DDS 2 (Humble, Jazzy) reads only the old name and silently ignores the new one
-    assert env["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(profile)
-    assert _segment_size(profile) >= 4 * FULL_HD_RGB8
+    # under the name the installed Fast DDS reads (both when it cannot be told)
+    names = {2: ("FASTRTPS_DEFAULT_PROFILES_FILE",), 3: ("FASTDDS_DEFAULT_PROFILES_FILE",)}.get(
+        fastdds_major(env), PROFILE_VARIABLES)
+    for name in names:
+        assert Path(env[name]) == large_images_profile() and large_images_profile().is_file()
+    assert env["FASTDDS_BUILTIN_TRANSPORTS"] == "LARGE_DATA"
+    assert _segment_size(large_images_profile()) >= 4 * FULL_HD_RGB8
 
 
-def test_a_profile_the_user_already_chose_is_kept():
-    env = ros_environment(160, base={"HOME": "/tmp", "FASTDDS_DEFAULT_PROFILES_FILE": "/etc/robot/dds.xml"})
-    assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == env["FASTRTPS_DEFAULT_PROFILES_FILE"] == "/etc/robot/dds.xml"
-    env = ros_environment(160, base={"HOME": "/tmp", "FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/robot/jazzy.xml"})
-    assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == env["FASTRTPS_DEFAULT_PROFILES_FILE"] == "/etc/robot/jazzy.xml"
+def test_the_profile_goes_under_the_name_each_fast_dds_reads_and_kilted_gets_no_deprecated_one():
+    for major, present, absent in ((2, ["FASTRTPS_DEFAULT_PROFILES_FILE"], []),
+                                   (3, ["FASTDDS_DEFAULT_PROFILES_FILE"], ["FASTRTPS_DEFAULT_PROFILES_FILE"]),
+                                   (None, list(PROFILE_VARIABLES), [])):
+        env: dict[str, str] = {}
+        set_large_images_transport(env, major)
+        assert all(env[name] == str(large_images_profile()) for name in present), (major, env)
+        assert not any(name in env for name in absent), (major, env)
+
+
+def test_a_profile_the_user_already_chose_is_kept_and_moved_to_the_name_that_is_read():
+    env = {"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/robot/old_name.xml"}
+    set_large_images_transport(env, 3)  # Kilted: the old name would be read, with a deprecation warning
+    assert env == {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/robot/old_name.xml", "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
+    env = {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/robot/new_name.xml"}
+    set_large_images_transport(env, 2)  # Jazzy: the new name alone would be ignored without a word
+    assert env["FASTRTPS_DEFAULT_PROFILES_FILE"] == "/etc/robot/new_name.xml"
+    env = ros_environment(160, base={"HOME": "/tmp", "FASTDDS_DEFAULT_PROFILES_FILE": "/etc/robot/dds.xml",
+                                     "FASTDDS_BUILTIN_TRANSPORTS": "SHM"})
+    assert {env[name] for name in PROFILE_VARIABLES if name in env} == {"/etc/robot/dds.xml"}
+    assert env["FASTDDS_BUILTIN_TRANSPORTS"] == "SHM"
+
+
+def test_the_fast_dds_version_is_read_from_the_first_install_prefix_that_has_one(tmp_path):
+    jazzy, kilted, empty = tmp_path / "jazzy", tmp_path / "kilted", tmp_path / "empty"
+    (jazzy / "share" / "fastrtps").mkdir(parents=True)  # Fast DDS 2 installs under its old name
+    (kilted / "share" / "fastdds").mkdir(parents=True)
+    empty.mkdir()
+    assert fastdds_major({"AMENT_PREFIX_PATH": f"{empty}:{jazzy}:{kilted}"}) == 2
+    assert fastdds_major({"AMENT_PREFIX_PATH": f"{kilted}:{jazzy}"}) == 3
 
 
 @pytest.mark.ros
@@ -68,4 +96,6 @@ def test_every_full_hd_frame_reaches_the_node_and_it_initialises_on_the_first(tm
     assert summary["node_thermal_received"] >= frames - 1, (summary, logs)
     assert summary["node_pairs_synchronised"] >= frames - 1, (summary, logs)
     assert "~/initialize refused" not in logs and "tracking ckd_tracker-1" in logs, logs
+    # the profile reached the node under the name its Fast DDS reads, and Kilted's has no old name to warn of
+    assert "FASTRTPS_DEFAULT_PROFILES_FILE value is used" not in logs, logs
     assert summary["detections"] >= 1, summary

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                              "--param backend:=onnxruntime; repeatable, applied last")
     args = parser.parse_args(argv)
 
-    from ckd_ros.ros.harness import NodeProcess, ros_environment
+    from ckd_ros.ros.harness import PROFILE_VARIABLES, NodeProcess, ros_environment
 
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     node_params.update(dict(args.param))
     node = NodeProcess(args.domain_id, out / "tracker_node.log", node_params, remaps=remaps)
     procs: list[subprocess.Popen] = []
-    print(f"demo: ROS_DOMAIN_ID={args.domain_id}, FASTDDS_DEFAULT_PROFILES_FILE={env['FASTDDS_DEFAULT_PROFILES_FILE']}; "
-          "starting tracker node, recorder and player processes", flush=True)
+    profile = ", ".join(f"{name}={env[name]}" for name in PROFILE_VARIABLES if name in env)
+    print(f"demo: ROS_DOMAIN_ID={args.domain_id}, {profile}; starting tracker node, recorder and player processes",
+          flush=True)
     try:
         node.start()
         recorder = subprocess.Popen([py, "-m", "ckd_ros.demo.recorder", "--output", str(out), "--domain-id",

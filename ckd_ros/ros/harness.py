@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping, MutableMapping
 
 import numpy as np
 
@@ -24,14 +24,53 @@ NODE_NAME = "ckd_tracker"
 
 
 LARGE_IMAGES_PROFILE = Path(__file__).with_name("fastdds_large_images.xml")
-# The environment variables naming a Fast DDS XML profile: Fast DDS 3 (Kilted) reads the first, Fast DDS 2
-# (Humble, Jazzy) only the second, and ignores the first without a word.
-PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+# The environment variables naming a Fast DDS XML profile: Fast DDS 3 (Kilted on) reads the first, and its
+# rmw warns at every start that the second is deprecated; Fast DDS 2 (Humble, Jazzy) reads only the second
+# and ignores the first without a word.
+PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+LEGACY_PROFILE_VARIABLE = "FASTRTPS_DEFAULT_PROFILES_FILE"
+PROFILE_VARIABLES = (PROFILE_VARIABLE, LEGACY_PROFILE_VARIABLE)
+_FASTDDS_2_DISTROS = ("humble", "iron", "jazzy")
 
 
 def large_images_profile() -> Path:
     """The Fast DDS XML profile for full-rate camera images between processes (see the file's comment)."""
     return LARGE_IMAGES_PROFILE
+
+
+def fastdds_major(env: Mapping[str, str] | None = None) -> int | None:
+    """Major version of the Fast DDS that ROS processes started with ``env`` load: 2, 3, or None if unknown.
+
+    Read from the install prefixes (the first of AMENT_PREFIX_PATH, then this interpreter's, where PyPI
+    wheels put it) holding ``share/fastdds`` (3) or ``share/fastrtps`` (2, the name it had before), else
+    from ROS_DISTRO.
+    """
+    env = os.environ if env is None else env
+    prefixes = [p for p in env.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p] + [sys.prefix]
+    for prefix in prefixes:
+        share = Path(prefix) / "share"
+        if (share / "fastdds").is_dir():
+            return 3
+        if (share / "fastrtps").is_dir():
+            return 2
+    distro = env.get("ROS_DISTRO", "")
+    if distro:
+        return 2 if distro in _FASTDDS_2_DISTROS else 3
+    return None
+
+
+def set_large_images_transport(env: MutableMapping[str, str], major: int | None) -> None:
+    """Give ``env`` (a dict or ``os.environ``) the large-images Fast DDS profile under the name Fast DDS
+    ``major`` reads (2, 3; None: both names). A profile the caller already set, under either name, is kept and
+    moved to that name; Fast DDS 3 then gets no deprecated name to warn about.
+    """
+    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")   # overridden by the profile's transports
+    profile = env.get(PROFILE_VARIABLE) or env.get(LEGACY_PROFILE_VARIABLE) or str(LARGE_IMAGES_PROFILE)
+    names = {2: (LEGACY_PROFILE_VARIABLE,), 3: (PROFILE_VARIABLE,)}.get(major, PROFILE_VARIABLES)
+    for name in names:
+        env[name] = profile
+    if major == 3:
+        env.pop(LEGACY_PROFILE_VARIABLE, None)
 
 
 def ros_environment(domain_id: int, log_dir: str | os.PathLike | None = None,
@@ -46,11 +85,8 @@ def ros_environment(domain_id: int, log_dir: str | os.PathLike | None = None,
         raise ValueError(f"ROS_DOMAIN_ID must be in [0, 232], got {domain_id}")
     env = dict(os.environ if base is None else base)
     env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
-    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")   # overridden by the profile's transports
-    profile = env.get("FASTDDS_DEFAULT_PROFILES_FILE") or env.get("FASTRTPS_DEFAULT_PROFILES_FILE")
-    for name in PROFILE_VARIABLES:
-        env.setdefault(name, profile or str(LARGE_IMAGES_PROFILE))
     env.setdefault("AMENT_PREFIX_PATH", sys.prefix)
+    set_large_images_transport(env, fastdds_major(env))
     if log_dir is not None:
         env["ROS_LOG_DIR"] = str(log_dir)
     elif "HOME" not in env and "ROS_LOG_DIR" not in env:

@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.soak_fps > 0:
         parser.error(f"--soak-fps must be positive, got {args.soak_fps}")
 
-    from ..harness import large_images_profile
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(large_images_profile()))
+    from ..harness import fastdds_major, set_large_images_transport
+    set_large_images_transport(os.environ, fastdds_major())  # this process's probes, as the node's
     from .bench import StressBench
     from .cases import CASES
     from .report import write_report
