@@ -6,6 +6,10 @@
 #
 # Each step runs under its own time limit and records its exit status and output tail, so that one failing
 # step (an install without network, a TensorRT that does not parse the graph) still leaves the others' results.
+# The parity tests read the reference vectors from ../shared (or CKD_SHARED_DIR): on a machine that gets
+# only this checkout, copy ../shared/reference into an ignored folder of it and point CKD_SHARED_DIR there.
+# Without network, onnxruntime-gpu (~250 MiB) and tensorrt (~1 GiB of libraries) must already be installed
+# or be installed from wheels brought along; the steps that need them are then skipped with the reason.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-build/gpu_check}

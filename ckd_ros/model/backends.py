@@ -9,9 +9,10 @@ and its decoding stay the same; only the network call differs.
   to int8 per channel, dynamic activations); on CUDA the CUDA provider (``pip install
   onnxruntime-gpu``), the TensorRT provider first when asked for and present.
 * ``openvino``: the CPU plug-in in float32 (its default on CPUs with bf16 units would be bf16).
-* ``tensorrt``: an engine built from the ONNX graph on the target GPU (fp16 unless precision fp32), cached
-  next to the model under a name keyed by GPU, TensorRT version, graph hash and precision; the builder's
-  warnings are re-issued as :class:`TensorRTBuildWarning`.
+* ``tensorrt``: a strongly typed engine built on the target GPU from the ONNX graph, for precision fp16
+  with its matrix products in float16 (:mod:`ckd_ros.model.fp16_graph`), for fp32 in float32 without
+  TF32; cached next to the model under a name keyed by GPU, TensorRT version, graph hash and precision;
+  the builder's warnings are re-issued as :class:`TensorRTBuildWarning`.
 
 The optional packages are imported only when their back end is chosen; a missing one is named with the
 command that installs it (:func:`backend_error`), before any weights are read.
@@ -190,6 +191,8 @@ class _OrtCuda:
         return outs
 
 
+_TORCH_OF_TRT = {"FLOAT": torch.float32, "HALF": torch.float16, "INT32": torch.int32, "INT64": torch.int64,
+                 "BOOL": torch.bool, "INT8": torch.int8, "UINT8": torch.uint8}
 _ORT_TYPES = {"tensor(float)": torch.float32, "tensor(int64)": torch.int64, "tensor(float16)": torch.float16}
 _NP_OF = {torch.float32: np.float32, torch.int64: np.int64, torch.float16: np.float16}
 
@@ -214,6 +217,10 @@ class _TensorRT:
         logger = _trt_logger(trt, self.messages)
         torch.cuda.set_device(device)
         name = torch.cuda.get_device_name(device)
+        # precision lives in the graph's types (strong typing; TensorRT 11 has no FP16 builder flag)
+        if precision == "fp16":
+            from .fp16_graph import to_fp16_compute
+            onnx_bytes = to_fp16_compute(onnx_bytes)
         cache = engine_path(model_path, onnx_bytes, precision, name, trt.__version__) if model_path else None
         runtime = trt.Runtime(logger)
         self.engine = None
@@ -239,20 +246,23 @@ class _TensorRT:
         for i in range(self.engine.num_io_tensors):
             tname = self.engine.get_tensor_name(i)
             shape = tuple(self.engine.get_tensor_shape(tname))
-            dtype = torch.from_numpy(np.empty(0, dtype=trt.nptype(self.engine.get_tensor_dtype(tname)))).dtype
+            dtype = _TORCH_OF_TRT[self.engine.get_tensor_dtype(tname).name]
             is_input = self.engine.get_tensor_mode(tname) == trt.TensorIOMode.INPUT
             (self.inputs if is_input else self.outputs).append((tname, shape, dtype))
 
     def _build(self, trt: Any, logger: Any, onnx_bytes: bytes, precision: str) -> Any:
         builder = trt.Builder(logger)
-        network = builder.create_network(0)
+        # Strongly typed: every layer computes in the type its graph gives it (the float16 products of an
+        # fp16 graph, float32 elsewhere). The flag is needed on TensorRT 10 and is the only mode of 11.
+        strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+        network = builder.create_network(0 if strongly_typed is None else 1 << int(strongly_typed))
         parser = trt.OnnxParser(network, logger)
         if not parser.parse(onnx_bytes):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise BackendUnavailableError(f"TensorRT cannot parse the exported graph: {errors}")
         config = builder.create_builder_config()
-        if precision == "fp16":
-            config.set_flag(trt.BuilderFlag.FP16)
+        if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+            config.clear_flag(trt.BuilderFlag.TF32)  # float32 means float32, not TF32's 10-bit products
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
             raise BackendUnavailableError("TensorRT failed to build an engine: " + "; ".join(self.messages[-5:]))
