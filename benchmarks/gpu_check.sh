@@ -8,8 +8,8 @@
 # step (an install without network, a TensorRT that does not parse the graph) still leaves the others' results.
 # The parity tests read the reference vectors from ../shared (or CKD_SHARED_DIR): on a machine that gets
 # only this checkout, copy ../shared/reference into an ignored folder of it and point CKD_SHARED_DIR there.
-# Without network, onnxruntime-gpu (~250 MiB) and tensorrt (~1 GiB of libraries) must already be installed
-# or be installed from wheels brought along; the steps that need them are then skipped with the reason.
+# Without network, onnxruntime-gpu (a 244 MiB wheel at 1.31.1) and tensorrt (larger libraries) must already
+# be installed or come as wheels brought along; otherwise the steps that need them skip with the reason.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-build/gpu_check}
