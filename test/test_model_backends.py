@@ -4,6 +4,8 @@ Back ends whose package is absent are skipped with the reason; CI installs onnxr
 """
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -147,6 +149,23 @@ def test_the_fp16_graph_computes_the_network_at_half_precision_with_the_same_kep
         assert 1e-6 < deviation <= 2e-3, (seed, deviation)
         for j, kept in enumerate(got.get("ce_kept", [])):
             assert set(kept[0].tolist()) == set(expected["ce_kept"][j][0].tolist()), (seed, j)
+
+
+def test_the_fp16_graph_benchmark_measures_every_cpu_runtime_and_schedule(tmp_path):
+    runtimes = [b for b in CPU_BACKENDS if backend_error(b, "cpu", "fp32") is None]
+    if not runtimes:
+        pytest.skip("neither onnxruntime nor openvino is installed")
+    out = tmp_path / "fp16.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "fp16_graph.py"), "--skip-paper", "--seeds", "7",
+                           "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["ce"], r["backend"]) for r in rows} == {(ce, b) for ce in ("off", "MCE") for b in runtimes}
+    for r in rows:
+        assert r["fp16_products"] == r["products"] > 0 and 1e-6 < r["max_map_deviation"] <= 2e-3
+        assert r["kept_tokens_equal"] is (True if r["ce"] == "MCE" else None)
+    assert done.stdout.count("| embedded |") == len(rows)
 
 
 def test_ckd_export_writes_named_inputs_outputs_and_the_config_as_metadata(tmp_path, backend):
