@@ -7,7 +7,7 @@ and its decoding stay the same; only the network call differs.
 * ``torch``: :func:`ckd_ros.model.optimize` (every precision).
 * ``onnxruntime``: CPU execution provider on the CPU (precision int8: the graph's MatMul weights quantised
   to int8 per channel, dynamic activations); on CUDA the CUDA provider (``pip install
-  onnxruntime-gpu``), the TensorRT provider first when asked for and present.
+  onnxruntime-gpu``), the TensorRT provider first when asked for and present (on the fp16 graph).
 * ``openvino``: the CPU plug-in in float32 (its default on CPUs with bf16 units would be bf16).
 * ``tensorrt``: a strongly typed engine built on the target GPU from the ONNX graph, for precision fp16
   with its matrix products in float16 (:mod:`ckd_ros.model.fp16_graph`), for fp32 in float32 without
@@ -167,7 +167,11 @@ class _OrtCuda:
                 raise BackendUnavailableError("the TensorRT execution provider is not in this onnxruntime "
                                               f"({ort.get_available_providers()}): pip install onnxruntime-gpu "
                                               "tensorrt")
-            trt_opts: dict[str, Any] = {"device_id": index, "trt_fp16_enable": True}
+            # fp16 through the graph's types, as the tensorrt back end builds it (TensorRT 11 has no weak
+            # typing for the provider's fp16 switch to ask for)
+            from .fp16_graph import to_fp16_compute
+            onnx_bytes = to_fp16_compute(onnx_bytes)
+            trt_opts: dict[str, Any] = {"device_id": index}
             if cache_dir is not None:
                 trt_opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache_dir))
             providers.insert(0, ("TensorrtExecutionProvider", trt_opts))
