@@ -23,6 +23,8 @@ def to_fp16_compute(onnx_bytes: bytes) -> bytes:
 
     model = onnx.load_from_string(onnx_bytes)
     graph = model.graph
+    if any(o.endswith(_SUFFIX) for node in graph.node for o in node.output):
+        return onnx_bytes  # rewritten already (an fp16 file given to an fp16 engine)
     initializers = {t.name: t for t in graph.initializer}
     # a tensor that only float16 nodes read has no float32 reader left, and its float32 copy is dropped
     readers: dict[str, list[Any]] = {}
